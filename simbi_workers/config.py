@@ -1,0 +1,78 @@
+"""Settings, read once from the environment into one object.
+
+Secrets are SecretStr so that they print as '**********' in logs, /stats and reprs;
+none of them is ever handed to a child process (see runtimes/child.py).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from simbi_workers.catalog import DEFAULT_QUEUES_FILE
+
+# The channels SlackNotifierWorker posts to; each may have a webhook in SLACK_WEBHOOKS.
+DEFAULT_SLACK_CHANNELS = (
+    "signups",
+    "payments",
+    "reviews",
+    "flags",
+    "errors",
+    "services",
+    "trades",
+    "support",
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    # Where things live.
+    redis_url: str | None = Field(default=None, description="unset: start a local Redis")
+    database_url: str | None = Field(default=None, description="unset: SQLite under var/")
+    var_dir: Path = Field(default=Path("var"), alias="SIMBI_VAR_DIR")
+    queues_file: Path = Field(default=DEFAULT_QUEUES_FILE, alias="SIMBI_QUEUES_FILE")
+    app_base_url: str = Field(default="http://localhost:3000", alias="SIMBI_APP_URL")
+
+    # Storage: a directory under var/ unless a bucket is named.
+    s3_bucket: str | None = Field(default=None, alias="SIMBI_S3_BUCKET")
+    s3_endpoint_url: str | None = Field(default=None, alias="SIMBI_S3_ENDPOINT_URL")
+
+    # Slack: outbox unless a webhook is configured for the channel (JSON object).
+    slack_webhooks: dict[str, SecretStr] = Field(default={}, alias="SLACK_WEBHOOKS")
+    slack_channels: tuple[str, ...] = Field(default=DEFAULT_SLACK_CHANNELS, alias="SLACK_CHANNELS")
+
+    # Mixpanel: outbox unless a token is set.
+    mixpanel_token: SecretStr | None = Field(default=None, alias="MIXPANEL_TOKEN")
+    mixpanel_api_url: str = Field(default="https://api.mixpanel.com", alias="MIXPANEL_API_URL")
+
+    # Uploads fetched by URL: only from these hosts, and no larger than this.
+    upload_url_hosts: tuple[str, ...] = Field(default=(), alias="SIMBI_UPLOAD_URL_HOSTS")
+    upload_max_bytes: int = Field(default=20 * 1024 * 1024, alias="SIMBI_UPLOAD_MAX_BYTES")
+
+    # Runtime behaviour.
+    log_format: str = Field(default="text", alias="SIMBI_LOG_FORMAT")
+    log_level: str = Field(default="INFO", alias="SIMBI_LOG_LEVEL")
+    max_payload_bytes: int = Field(default=1024 * 1024 * 4, alias="SIMBI_MAX_PAYLOAD_BYTES")
+    result_ttl_seconds: int = Field(default=500, alias="SIMBI_RESULT_TTL")
+    failure_ttl_seconds: int = Field(default=7 * 86_400, alias="SIMBI_FAILURE_TTL")
+    ruby_bin: str = Field(default="ruby", alias="SIMBI_RUBY")
+    node_bin: str = Field(default="node", alias="SIMBI_NODE")
+
+    @property
+    def database_url_or_default(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'simbi.db').resolve()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.var_dir / "outbox"
+
+
+@cache
+def settings() -> Settings:
+    return Settings()
