@@ -1,0 +1,69 @@
+"""`simbi-workers check`: is this machine ready to run the workers?"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+
+from simbi_workers import catalog as catalog_module
+from simbi_workers.config import Settings
+from simbi_workers.runtimes.manager import NODE_MAIN, ROOT
+
+Result = tuple[str, bool, str]
+
+
+def run_checks(settings: Settings) -> list[Result]:
+    checks: list[tuple[str, Callable[[Settings], str]]] = [
+        ("queues.yaml", _catalog),
+        ("ruby", lambda s: _version([s.ruby_bin, "--version"])),
+        ("node", lambda s: _version([s.node_bin, "--version"])),
+        ("typescript build", _typescript_build),
+        ("redis", _redis),
+        ("database", _database),
+    ]
+    results = []
+    for name, check in checks:
+        try:
+            results.append((name, True, check(settings)))
+        except Exception as exc:
+            results.append((name, False, str(exc)))
+    return results
+
+
+def _catalog(settings: Settings) -> str:
+    catalog = catalog_module.load(settings.queues_file)
+    return f"{len(catalog.queues)} queues, {len(catalog.workers)} workers ({catalog.path})"
+
+
+def _version(argv: list[str]) -> str:
+    if shutil.which(argv[0]) is None:
+        raise RuntimeError(f"{argv[0]} is not on PATH (apt-get install ruby nodejs)")
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _typescript_build(_settings: Settings) -> str:
+    if not NODE_MAIN.exists():
+        raise RuntimeError(f"{NODE_MAIN} is missing: run `make build`")
+    sources = list((ROOT / "workers" / "typescript" / "src").rglob("*.ts"))
+    newest = max((path.stat().st_mtime for path in sources), default=0)
+    if newest > NODE_MAIN.stat().st_mtime:
+        raise RuntimeError("the build is older than src/: run `make build`")
+    return f"{NODE_MAIN.relative_to(ROOT)} is current"
+
+
+def _redis(settings: Settings) -> str:
+    from simbi_workers.redis_connection import connect, describe
+
+    info = connect(settings).info("server")
+    return f"Redis {info['redis_version']} at {describe(settings)}"
+
+
+def _database(settings: Settings) -> str:
+    from sqlalchemy import inspect
+
+    from simbi_workers.services.db import Database
+
+    database = Database(settings.database_url_or_default)
+    tables = inspect(database.engine).get_table_names()
+    return f"{database.engine.url.render_as_string(hide_password=True)}: {len(tables)} tables"

@@ -1,0 +1,259 @@
+"""The `simbi-workers` command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+from datetime import datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from simbi_workers import catalog as catalog_module
+from simbi_workers.config import settings as load_settings
+from simbi_workers.errors import SimbiError
+from simbi_workers.logs import setup_logging
+
+console = Console()
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class SimbiGroup(click.Group):
+    """Turns our own errors into one clear line and exit status 1, without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SimbiError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=SimbiGroup)
+def main() -> None:
+    """Background jobs for the Simbi marketplace: Python, Ruby and TypeScript workers on Redis.
+
+    With no REDIS_URL, `start` runs its own Redis under var/ and the other commands use it.
+    """
+
+
+@main.command()
+@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
+@click.option("--queues", "-q", default=None, help="Comma-separated queues (default: all).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", default=9191, show_default=True, help="HTTP port (0: any free port).")
+@click.option(
+    "--shutdown-timeout",
+    default=25.0,
+    show_default=True,
+    help="Seconds running jobs get to finish on SIGTERM before they are put back.",
+)
+def start(processes, queues, burst, host, port, shutdown_timeout) -> None:
+    """Run worker processes, the scheduler and /health /stats /metrics."""
+    from simbi_workers.supervisor import Options, Supervisor
+
+    settings = load_settings()
+    setup_logging(settings)
+    options = Options(
+        processes=processes,
+        queues=queues.split(",") if queues else None,
+        burst=burst,
+        host=host,
+        port=port,
+        shutdown_timeout=shutdown_timeout,
+    )
+    supervisor = Supervisor(settings, catalog_module.load(settings.queues_file), options)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    sys.exit(supervisor.run())
+
+
+@main.command()
+@click.argument("worker")
+@click.argument("args", nargs=-1)
+@click.option("--in", "delay", default=None, help="Run after a delay: 30s, 5m, 2h, 1d.")
+@click.option("--at", "at", default=None, help="Run at an ISO 8601 time with a zone.")
+def enqueue(worker, args, delay, at) -> None:
+    """Enqueue WORKER with JSON arguments, e.g. SlackNotifierWorker '"signups"' null '"hi"'."""
+    from simbi_workers.client import Client
+
+    values = [_json_argument(index, text) for index, text in enumerate(args)]
+    client = Client()
+    if delay and at:
+        raise click.UsageError("give --in or --at, not both")
+    if delay:
+        job_id = client.perform_in(_duration(delay), worker, *values)
+    elif at:
+        job_id = client.perform_at(_datetime(at), worker, *values)
+    else:
+        job_id = client.perform_async(worker, *values)
+    click.echo(job_id)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the /stats JSON instead.")
+def stats(as_json) -> None:
+    """The /stats numbers: queues, workers and live processes, cluster-wide."""
+    from simbi_workers import stats as stats_module
+    from simbi_workers.redis_connection import connect
+
+    settings = load_settings()
+    catalog = catalog_module.load(settings.queues_file)
+    numbers = stats_module.collect(connect(settings), catalog)
+    if as_json:
+        click.echo(json.dumps(numbers, indent=1))
+        return
+    console.print(_queues_table(numbers["queues"]))
+    console.print(_workers_table(numbers["workers"]))
+    hosts = ", ".join(f"{host}: {len(procs)}" for host, procs in numbers["processes"].items())
+    console.print(f"live processes: {hosts or 'none'}")
+
+
+@main.command()
+def workers() -> None:
+    """The catalogue from queues.yaml: each worker's runtime, queue and policies."""
+    settings = load_settings()
+    catalog = catalog_module.load(settings.queues_file)
+    table = Table(title=f"{len(catalog.workers)} workers ({catalog.path})")
+    for column in (
+        "worker",
+        "runtime",
+        "queue",
+        "args",
+        "retry",
+        "timeout",
+        "concurrency",
+        "unique",
+        "cron",
+    ):
+        table.add_column(column)
+    for name, spec in sorted(catalog.workers.items(), key=lambda item: (item[1].runtime, item[0])):
+        table.add_row(
+            name,
+            spec.runtime,
+            spec.queue,
+            ", ".join(spec.args),
+            str(spec.retry),
+            f"{spec.timeout_seconds}s",
+            _dash(spec.concurrency),
+            _dash(spec.unique_seconds and f"{spec.unique_seconds}s"),
+            _dash(spec.cron),
+        )
+    console.print(table)
+
+
+@main.command()
+def check() -> None:
+    """Check configuration and toolchains: queues.yaml, Ruby, Node, the TypeScript build,
+    Redis, the database."""
+    from simbi_workers.checks import run_checks
+
+    results = run_checks(load_settings())
+    table = Table(title="simbi-workers check")
+    for column in ("check", "status", "detail"):
+        table.add_column(column)
+    for name, ok, detail in results:
+        table.add_row(name, "[green]ok[/]" if ok else "[red]FAIL[/]", detail)
+    console.print(table)
+    if not all(ok for _, ok, _ in results):
+        sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """The app records database (SQLite under var/ by default, or DATABASE_URL)."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Create the tables the workers use (safe to run again)."""
+    from simbi_workers.services.db import Database
+
+    settings = load_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    tables = Database(settings.database_url_or_default).create_tables()
+    click.echo(f"created or kept {len(tables)} tables: {', '.join(tables)}")
+
+
+@main.command()
+@click.option("--jobs", "job_count", default=300, show_default=True, help="About how many.")
+@click.option("--processes", "-p", default=2, show_default=True)
+def demo(job_count, processes) -> None:
+    """Build a small marketplace from real photos, run a mixed workload, print a table."""
+    from simbi_workers.demo import run_demo
+
+    settings = load_settings()
+    setup_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    run_demo(settings, job_count=job_count, processes=processes, console=console)
+
+
+def _json_argument(index: int, text: str):
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"argument {index + 1} ({text!r}) is not JSON: {exc}. Strings need JSON quotes, "
+            "e.g. '\"signups\"'",
+            param_hint="ARGS",
+        ) from None
+
+
+def _duration(text: str) -> float:
+    match = DURATION.match(text)
+    if not match:
+        raise click.BadParameter(
+            f"{text!r}: expected a number with s, m, h or d, e.g. 30s", param_hint="--in"
+        )
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not ISO 8601", param_hint="--at") from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no time zone; add Z or +01:00", param_hint="--at")
+    return when
+
+
+def _dash(value) -> str:
+    return "-" if value in (None, False, "") else str(value)
+
+
+def _queues_table(queues: dict) -> Table:
+    table = Table(title="queues")
+    for column in ("queue", "waiting", "latency", "scheduled", "running", "dead"):
+        table.add_column(column, justify="right" if column != "queue" else "left")
+    for name, queue in queues.items():
+        table.add_row(
+            name,
+            str(queue["size"]),
+            f"{queue['latency_seconds']:.1f}s",
+            str(queue["scheduled"]),
+            str(queue["running"]),
+            str(queue["failed"]),
+        )
+    return table
+
+
+def _workers_table(workers: dict) -> Table:
+    table = Table(title="workers")
+    for column in ("worker", "runtime", "processed", "failed", "dead", "mean"):
+        table.add_column(column, justify="left" if column in ("worker", "runtime") else "right")
+    for name, worker in workers.items():
+        mean = "-" if worker["mean_ms"] is None else f"{worker['mean_ms']:.1f} ms"
+        table.add_row(
+            name,
+            worker["runtime"],
+            str(worker["processed"]),
+            str(worker["failed"]),
+            str(worker["dead"]),
+            mean,
+        )
+    return table

@@ -1,0 +1,165 @@
+"""Enqueue jobs by worker name: perform_async, perform_in, perform_at, perform_bulk.
+
+Everything is checked before anything reaches Redis: the worker exists in queues.yaml,
+the argument count matches, every argument is JSON-native, the payload is not too big.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from simbi_workers import catalog as catalog_module
+from simbi_workers import keys, wire
+from simbi_workers.catalog import Catalog, WorkerSpec
+from simbi_workers.config import Settings
+from simbi_workers.config import settings as default_settings
+from simbi_workers.errors import JobInputError
+
+BULK_CHUNK = 1000
+WAKEUP_TOKENS_MAX = 256
+
+
+class Client:
+    def __init__(
+        self,
+        connection: redis.Redis | None = None,
+        catalog: Catalog | None = None,
+        settings: Settings | None = None,
+    ):
+        from simbi_workers.redis_connection import connect
+
+        self.settings = settings or default_settings()
+        self.catalog = catalog or catalog_module.load(self.settings.queues_file)
+        self.connection = connection or connect(self.settings)
+
+    def perform_async(self, worker: str, *args: Any) -> str:
+        return self._enqueue(worker, [list(args)], run_at=None)[0]
+
+    def perform_in(self, delay: float | timedelta, worker: str, *args: Any) -> str:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if seconds < 0:
+            raise JobInputError(f"perform_in: the delay must not be negative, got {seconds} s")
+        run_at = datetime.now(UTC).timestamp() + seconds
+        return self._enqueue(worker, [list(args)], run_at=run_at)[0]
+
+    def perform_at(self, when: datetime | float | int, worker: str, *args: Any) -> str:
+        return self._enqueue(worker, [list(args)], run_at=_epoch(when))[0]
+
+    def perform_bulk(self, worker: str, args_list: Iterable[Sequence[Any]]) -> list[str]:
+        batches = [list(args) for args in args_list]
+        return self._enqueue(worker, batches, run_at=None)
+
+    def _enqueue(self, worker: str, batches: list[list[Any]], run_at: float | None) -> list[str]:
+        spec = self._spec(worker)
+        jobs = [self._build(spec, args) for args in batches]
+
+        ids: list[str] = []
+        for start in range(0, len(jobs), BULK_CHUNK):
+            chunk = jobs[start : start + BULK_CHUNK]
+            self._write(spec, chunk, run_at)
+            ids.extend(job.id for job in chunk)
+        return ids
+
+    def _spec(self, worker: str) -> WorkerSpec:
+        spec = self.catalog.workers.get(worker)
+        if spec is None:
+            close = difflib.get_close_matches(str(worker), self.catalog.workers, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise JobInputError(
+                f"unknown worker {worker!r}{hint}: {self.catalog.path} declares no such worker"
+            )
+        return spec
+
+    def _build(self, spec: WorkerSpec, args: list[Any]) -> wire.Job:
+        check_arguments(spec, args, self.settings.max_payload_bytes)
+        return wire.Job(
+            id=wire.new_id(),
+            worker=spec.name,
+            args=args,
+            queue=spec.queue,
+            attempt=0,
+            timeout_seconds=spec.timeout_seconds,
+        )
+
+    def _write(self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None) -> None:
+        status = "queued" if run_at is None else "scheduled"
+        pipe = self.connection.pipeline(transaction=False)
+        for job in jobs:
+            fields = wire.encode(
+                job,
+                status=status,
+                result_ttl=self.settings.result_ttl_seconds,
+                failure_ttl=self.settings.failure_ttl_seconds,
+            )
+            pipe.hset(keys.job(job.id), mapping=fields)
+        pipe.sadd(keys.RQ_QUEUES, keys.queue(spec.queue))
+        ids = [job.id for job in jobs]
+        if run_at is None:
+            pipe.rpush(keys.queue(spec.queue), *ids)
+            # One wake-up token per job lets exactly one idle worker process take it.
+            pipe.lpush(keys.WAKEUP, *ids[:WAKEUP_TOKENS_MAX])
+            pipe.ltrim(keys.WAKEUP, 0, WAKEUP_TOKENS_MAX - 1)
+        else:
+            pipe.zadd(keys.scheduled(spec.queue), dict.fromkeys(ids, run_at))
+        pipe.execute()
+
+
+def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int) -> None:
+    """Refuse a call that the worker could never run, before it reaches Redis."""
+    if len(args) != spec.arity:
+        names = ", ".join(spec.args) or "none"
+        raise JobInputError(
+            f"{spec.name} takes {spec.arity} argument(s) ({names}), got {len(args)}"
+        )
+    for index, arg in enumerate(args):
+        wire.check_json_native(arg, f"args[{index}]")
+
+    size = len(json.dumps(args, ensure_ascii=False).encode("utf-8"))
+    if size > max_payload_bytes:
+        raise JobInputError(
+            f"{spec.name}: the arguments are {size:,} bytes as JSON, over the limit of "
+            f"{max_payload_bytes:,} (SIMBI_MAX_PAYLOAD_BYTES); store large data elsewhere "
+            "and pass its key"
+        )
+
+
+def _epoch(when: datetime | float | int) -> float:
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise JobInputError("perform_at: give a timezone-aware datetime (or a Unix time)")
+        return when.timestamp()
+    if isinstance(when, (int, float)) and not isinstance(when, bool):
+        return float(when)
+    raise JobInputError(f"perform_at: expected a datetime or Unix time, got {when!r}")
+
+
+_default: Client | None = None
+
+
+def default_client() -> Client:
+    global _default
+    if _default is None:
+        _default = Client()
+    return _default
+
+
+def perform_async(worker: str, *args: Any) -> str:
+    return default_client().perform_async(worker, *args)
+
+
+def perform_in(delay: float | timedelta, worker: str, *args: Any) -> str:
+    return default_client().perform_in(delay, worker, *args)
+
+
+def perform_at(when: datetime | float | int, worker: str, *args: Any) -> str:
+    return default_client().perform_at(when, worker, *args)
+
+
+def perform_bulk(worker: str, args_list: Iterable[Sequence[Any]]) -> list[str]:
+    return default_client().perform_bulk(worker, args_list)

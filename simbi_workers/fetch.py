@@ -1,0 +1,154 @@
+"""Fetching a job and acknowledging it: one atomic Lua step in, one pipeline out.
+
+A fetched job is a unit of work that owns its acknowledgement: done, retried, dead, or
+put back. Until one of those runs, its id sits in the process's processing list.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from simbi_workers import keys, lua, wire
+
+STARTED_GRACE_SECONDS = 60
+WAKEUP_WAIT_SECONDS = 1
+
+
+@dataclass
+class Fetched:
+    """A job taken from a queue, with its raw hash, before it is decoded."""
+
+    queue: str
+    job_id: str
+    fields: dict[bytes, bytes]
+
+
+class Fetcher:
+    def __init__(
+        self, connection: redis.Redis, process_id: str, worker_name: str, queues: list[str]
+    ):
+        self.connection = connection
+        self.process_id = process_id
+        self.worker_name = worker_name
+        self.queues = queues
+        self.processing_key = keys.processing(process_id)
+        self.entry_suffix = f":{process_id}"
+        self._fetch = lua.script(connection, "fetch")
+
+    def fetch(self) -> Fetched | None:
+        reply = self._fetch(
+            keys=[self.processing_key],
+            args=[
+                time.time(),
+                wire.utc_now_text(),
+                self.worker_name,
+                self.entry_suffix,
+                STARTED_GRACE_SECONDS,
+                *self.queues,
+            ],
+        )
+        if not reply:
+            return None
+        queue, job_id, *flat = reply
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        return Fetched(queue.decode(), job_id.decode(), fields)
+
+    def wait_for_work(self, timeout: float = WAKEUP_WAIT_SECONDS) -> None:
+        """Block until an enqueue leaves a wake-up token, or the timeout passes."""
+        self.connection.blpop([keys.WAKEUP], timeout=timeout)
+
+    def unit(self, fetched: Fetched) -> Unit:
+        return Unit(self, fetched.queue, fetched.job_id)
+
+
+class Unit:
+    """The acknowledgement of one fetched job."""
+
+    def __init__(self, fetcher: Fetcher, queue: str, job_id: str):
+        self.fetcher = fetcher
+        self.queue = queue
+        self.job_id = job_id
+
+    def done(self, worker: str, value: Any, runtime_ms: float, result_ttl: int) -> None:
+        pipe = self._release()
+        pipe.hset(
+            keys.job(self.job_id),
+            mapping={"status": "finished", "ended_at": wire.utc_now_text(), "result": _json(value)},
+        )
+        pipe.expire(keys.job(self.job_id), result_ttl)
+        pipe.zadd(keys.finished(self.queue), {self.job_id: time.time() + result_ttl})
+        _count(pipe, worker, "processed", runtime_ms)
+        pipe.execute()
+
+    def retry(
+        self, worker: str, error_text: str, attempts_made: int, delay: float, runtime_ms: float
+    ) -> None:
+        pipe = self._release()
+        pipe.hset(
+            keys.job(self.job_id),
+            mapping={
+                "status": "scheduled",
+                "ended_at": wire.utc_now_text(),
+                "exc_info": zlib.compress(error_text.encode()),
+                "simbi_attempt": attempts_made,
+                "simbi_error": error_text.splitlines()[0][:500],
+            },
+        )
+        pipe.zadd(keys.scheduled(self.queue), {self.job_id: time.time() + delay})
+        _count(pipe, worker, "failed", runtime_ms)
+        pipe.execute()
+
+    def bury(
+        self, worker: str, error_text: str, attempts_made: int, runtime_ms: float, failure_ttl: int
+    ) -> None:
+        """The dead set: RQ's failed registry, kept for failure_ttl seconds."""
+        pipe = self._release()
+        pipe.hset(
+            keys.job(self.job_id),
+            mapping={
+                "status": "failed",
+                "ended_at": wire.utc_now_text(),
+                "exc_info": zlib.compress(error_text.encode()),
+                "simbi_attempt": attempts_made,
+                "simbi_error": error_text.splitlines()[0][:500],
+            },
+        )
+        pipe.expire(keys.job(self.job_id), failure_ttl)
+        pipe.zadd(keys.failed(self.queue), {self.job_id: time.time() + failure_ttl})
+        _count(pipe, worker, "failed", runtime_ms)
+        _count(pipe, worker, "dead", 0)
+        pipe.execute()
+
+    def put_back(self) -> None:
+        """Back to the front of its queue, not counted as an attempt (a shutdown)."""
+        pipe = self._release()
+        pipe.hset(keys.job(self.job_id), mapping={"status": "queued"})
+        pipe.lpush(keys.queue(self.queue), self.job_id)
+        pipe.lpush(keys.WAKEUP, self.job_id)
+        pipe.execute()
+
+    def _release(self) -> redis.client.Pipeline:
+        pipe = self.fetcher.connection.pipeline(transaction=True)
+        pipe.lrem(self.fetcher.processing_key, -1, self.job_id)
+        pipe.zrem(keys.started(self.queue), self.job_id + self.fetcher.entry_suffix)
+        return pipe
+
+
+def _count(pipe: redis.client.Pipeline, worker: str, outcome: str, runtime_ms: float) -> None:
+    key = keys.worker_stats(worker)
+    pipe.hincrby(key, outcome, 1)
+    if runtime_ms:
+        pipe.hincrbyfloat(key, "runtime_ms", runtime_ms)
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return json.dumps(repr(value))

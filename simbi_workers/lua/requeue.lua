@@ -1,0 +1,24 @@
+-- requeue.lua: put every job of a dead or stopped worker process back into its queue.
+--
+-- KEYS[1]  the process's processing list (simbi:processing:<process id>)
+-- KEYS[2]  the wake-up list idle worker processes block on
+-- ARGV[1]  the process's started-registry entry suffix (":" .. process id)
+--
+-- Guarantee: each job id leaves the processing list and enters the front of its queue in
+-- one atomic step, so a job is never lost and never in two places. Returns the job ids.
+
+local moved = {}
+while true do
+  local job_id = redis.call('LPOP', KEYS[1])
+  if not job_id then break end
+  local job_key = 'rq:job:' .. job_id
+  local queue = redis.call('HGET', job_key, 'origin')
+  if queue then
+    redis.call('ZREM', 'rq:wip:' .. queue, job_id .. ARGV[1])
+    redis.call('HSET', job_key, 'status', 'queued')
+    redis.call('LPUSH', 'rq:queue:' .. queue, job_id)
+    redis.call('LPUSH', KEYS[2], job_id)
+    moved[#moved + 1] = job_id
+  end
+end
+return moved

@@ -1,0 +1,95 @@
+"""A worker process's presence in Redis: our process hash (for /stats and /health) and
+RQ's worker hash (so that `rq info` and rq-dashboard list our processes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import redis
+
+from simbi_workers import keys, wire
+
+TTL_SECONDS = 30
+
+
+class Registration:
+    def __init__(self, connection: redis.Redis, process_id: str, queues: list[str]):
+        self.connection = connection
+        self.process_id = process_id
+        self.queues = queues
+        self.hostname = socket.gethostname()
+        self.rq_name = f"simbi.{self.hostname}.{os.getpid()}.{process_id[:8]}"
+
+    def register(self) -> None:
+        now = wire.utc_now_text()
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.hset(
+            keys.process(self.process_id),
+            mapping={
+                "host": self.hostname,
+                "pid": os.getpid(),
+                "started": time.time(),
+                "heartbeat": time.time(),
+                "queues": ",".join(self.queues),
+                "job": "",
+                "children": "",
+            },
+        )
+        pipe.expire(keys.process(self.process_id), TTL_SECONDS)
+        pipe.sadd(keys.PROCESSES, self.process_id)
+        pipe.hset(
+            keys.rq_worker(self.rq_name),
+            mapping={
+                "birth": now,
+                "last_heartbeat": now,
+                "queues": ",".join(self.queues),
+                "pid": os.getpid(),
+                "hostname": self.hostname,
+                "state": "idle",
+                "version": "simbi-workers",
+                "python_version": "",
+                "current_job": "",
+            },
+        )
+        pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
+        pipe.sadd(keys.RQ_WORKERS, keys.rq_worker(self.rq_name))
+        for queue in self.queues:
+            pipe.sadd(keys.rq_queue_workers(queue), keys.rq_worker(self.rq_name))
+        pipe.execute()
+
+    def heartbeat(self, job_id: str | None, children: dict[str, bool]) -> None:
+        state = "busy" if job_id else "idle"
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.hset(
+            keys.process(self.process_id),
+            mapping={
+                "heartbeat": time.time(),
+                "job": job_id or "",
+                "children": ",".join(
+                    f"{name}={'up' if up else 'down'}" for name, up in children.items()
+                ),
+            },
+        )
+        pipe.expire(keys.process(self.process_id), TTL_SECONDS)
+        pipe.hset(
+            keys.rq_worker(self.rq_name),
+            mapping={
+                "last_heartbeat": wire.utc_now_text(),
+                "state": state,
+                "current_job": job_id or "",
+            },
+        )
+        pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
+        pipe.execute()
+
+    def deregister(self) -> None:
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.delete(keys.process(self.process_id))
+        pipe.srem(keys.PROCESSES, self.process_id)
+        pipe.delete(keys.rq_worker(self.rq_name))
+        pipe.srem(keys.RQ_WORKERS, keys.rq_worker(self.rq_name))
+        for queue in self.queues:
+            pipe.srem(keys.rq_queue_workers(queue), keys.rq_worker(self.rq_name))
+        pipe.execute()

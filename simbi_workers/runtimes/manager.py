@@ -1,0 +1,96 @@
+"""The runtimes of one worker process: Python in-process, one Ruby and one Node child."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from simbi_workers.catalog import Catalog, WorkerSpec
+from simbi_workers.config import Settings
+from simbi_workers.errors import ChildError, ConfigError
+from simbi_workers.runtimes.child import Child
+from simbi_workers.runtimes.outcome import Failure, Outcome
+from simbi_workers.runtimes.python import PythonRuntime
+from simbi_workers.wire import Job
+
+ROOT = Path(__file__).resolve().parents[2]
+RUBY_MAIN = ROOT / "workers" / "ruby" / "main.rb"
+NODE_MAIN = ROOT / "workers" / "typescript" / "dist" / "src" / "main.js"
+
+log = logging.getLogger(__name__)
+
+
+def child_argv(runtime: str, settings: Settings) -> list[str]:
+    if runtime == "ruby":
+        return [settings.ruby_bin, str(RUBY_MAIN)]
+    return [settings.node_bin, str(NODE_MAIN)]
+
+
+class Runtimes:
+    def __init__(self, settings: Settings, catalog: Catalog, services):
+        self.catalog = catalog
+        self.python = PythonRuntime(services)
+        self.children = {
+            runtime: Child(runtime, child_argv(runtime, settings), services, ROOT)
+            for runtime in ("ruby", "node")
+            if catalog.workers_for(runtime)
+        }
+
+    def start(self) -> None:
+        """Start every child and check each runtime serves exactly its catalogue workers."""
+        self._check("python", self.python.names())
+        for runtime, child in self.children.items():
+            self._check(runtime, child.start())
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            child.stop()
+
+    def alive(self) -> dict[str, bool]:
+        return {runtime: child.alive() for runtime, child in self.children.items()}
+
+    def kill_children(self) -> None:
+        for child in self.children.values():
+            child.kill()
+
+    def run(self, job: Job, spec: WorkerSpec) -> Outcome:
+        if spec.runtime == "python":
+            return self.python.run(job, spec.timeout_seconds)
+
+        child = self.children[spec.runtime]
+        if not child.alive():
+            try:
+                child.start()
+            except ChildError as exc:
+                # The job goes back to the retry policy; the next job tries a fresh child.
+                return Outcome(failure=Failure("ChildError", str(exc), retryable=True))
+        outcome = child.run(job, spec.timeout_seconds)
+        if not child.alive():
+            log.warning("%s child died during job %s; starting a new one", spec.runtime, job.id)
+            self._restart(spec.runtime)
+        return outcome
+
+    def _restart(self, runtime: str) -> None:
+        try:
+            self.children[runtime].start()
+        except ChildError as exc:
+            log.error("could not restart the %s child: %s", runtime, exc)
+
+    def _check(self, runtime: str, served: list[str]) -> None:
+        expected = set(self.catalog.workers_for(runtime))
+        missing = sorted(expected - set(served))
+        unknown = sorted(set(served) - expected)
+        if missing or unknown:
+            self.stop()
+            parts = []
+            if missing:
+                parts.append(
+                    f"missing (in {self.catalog.path.name}, not served): " + ", ".join(missing)
+                )
+            if unknown:
+                parts.append(
+                    f"unknown (served, not in {self.catalog.path.name}): " + ", ".join(unknown)
+                )
+            raise ConfigError(
+                f"the {runtime} runtime does not match the catalogue: " + "; ".join(parts)
+            )

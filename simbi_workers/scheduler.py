@@ -1,0 +1,75 @@
+"""Moves perform_in / perform_at jobs and retries into their queues when due.
+
+Every supervisor runs a scheduler thread, but only the one holding the Redis lock moves
+jobs; the others wait to take over if the holder dies (the lock expires in LOCK_SECONDS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+import redis
+from redis.exceptions import LockError
+
+from simbi_workers import keys, lua, wire
+
+LOCK_SECONDS = 10
+TICK_SECONDS = 0.2
+MOVE_LIMIT = 1000
+
+log = logging.getLogger("simbi_workers.scheduler")
+
+
+class Scheduler:
+    def __init__(self, connection: redis.Redis, queues: list[str]):
+        self.connection = connection
+        self.queues = queues
+        self.lock = connection.lock(keys.SCHEDULER_LOCK, timeout=LOCK_SECONDS)
+        self._move = lua.script(connection, "schedule")
+        self.leader = False
+
+    def tick(self) -> int:
+        """One pass: keep or take the lock, then move what is due. Returns jobs moved."""
+        if not self._hold_lock():
+            return 0
+        queue_keys = []
+        for queue in self.queues:
+            queue_keys += [keys.scheduled(queue), keys.queue(queue)]
+        return self._move(
+            keys=[keys.WAKEUP, *queue_keys], args=[time.time(), wire.utc_now_text(), MOVE_LIMIT]
+        )
+
+    def run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                moved = self.tick()
+                if moved:
+                    log.debug("moved %d due jobs", moved)
+            except redis.RedisError as exc:
+                log.warning("scheduler cannot reach Redis: %s", exc)
+                self.leader = False
+                stopping.wait(1)
+            stopping.wait(TICK_SECONDS)
+        self.release()
+
+    def release(self) -> None:
+        if self.leader:
+            with contextlib.suppress(LockError, redis.RedisError):
+                self.lock.release()
+            self.leader = False
+
+    def _hold_lock(self) -> bool:
+        if self.leader:
+            try:
+                self.lock.reacquire()
+                return True
+            except LockError:
+                log.warning("scheduler lost its lock; another host schedules now")
+                self.leader = False
+        if self.lock.acquire(blocking=False):
+            self.leader = True
+            log.info("this host now runs the scheduler")
+        return self.leader

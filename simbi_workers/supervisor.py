@@ -1,0 +1,234 @@
+"""`simbi-workers start`: the supervisor of one host.
+
+It checks the runtimes against queues.yaml, starts N worker processes, restarts any that
+die (putting their jobs back), runs the scheduler and the HTTP monitor, and on SIGTERM
+stops fetching, gives running jobs --shutdown-timeout to finish, puts back the rest and
+exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from simbi_workers import keys, lua
+from simbi_workers.catalog import Catalog
+from simbi_workers.config import Settings
+from simbi_workers.errors import ConfigError
+from simbi_workers.http import MonitorServer
+from simbi_workers.redis_connection import LocalRedis, connect, describe
+from simbi_workers.runtimes.child import describe_exit
+from simbi_workers.runtimes.manager import Runtimes
+from simbi_workers.scheduler import Scheduler
+from simbi_workers.services import Services
+from simbi_workers.worker import EXIT_CONFIG_ERROR
+
+POLL_SECONDS = 0.5
+ABANDON_GRACE_SECONDS = 5
+
+log = logging.getLogger("simbi_workers.supervisor")
+
+
+@dataclass
+class Options:
+    processes: int = 2
+    queues: list[str] | None = None
+    burst: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9191
+    shutdown_timeout: float = 25.0
+
+
+@dataclass
+class WorkerHandle:
+    process_id: str
+    popen: subprocess.Popen
+    restarts: int = 0
+    exit_reported: bool = field(default=False)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, catalog: Catalog, options: Options):
+        self.settings = settings
+        self.catalog = catalog
+        self.options = options
+        self.queues = self._queues(options.queues)
+        self.stopping = threading.Event()
+        self.local_redis: LocalRedis | None = None
+        self.workers: list[WorkerHandle] = []
+        self.connection: redis.Redis | None = None
+        self.monitor: MonitorServer | None = None
+
+    def run(self) -> int:
+        try:
+            self._start_redis()
+            self._preflight()
+            self._start_monitor()
+            scheduler = Scheduler(self.connection, self.catalog.queue_names())
+            threading.Thread(
+                target=scheduler.run, args=(self.stopping,), daemon=True, name="scheduler"
+            ).start()
+            self.workers = [self._spawn(uuid.uuid4().hex) for _ in range(self.options.processes)]
+            log.info(
+                "started %d worker processes on queues %s", len(self.workers), ",".join(self.queues)
+            )
+            self._watch()
+            return 0
+        finally:
+            self._shutdown()
+
+    def request_stop(self, *_args) -> None:
+        if not self.stopping.is_set():
+            log.info(
+                "stopping: no new jobs; running jobs get %.0f s to finish",
+                self.options.shutdown_timeout,
+            )
+        self.stopping.set()
+
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": True, "redis": "ok", "processes": {}}
+        try:
+            self.connection.ping()
+        except redis.RedisError as exc:
+            body.update(ok=False, redis=f"unreachable: {exc}")
+        for handle in self.workers:
+            state = "alive" if handle.popen.poll() is None else "dead"
+            children = self._children_state(handle.process_id)
+            body["processes"][handle.process_id] = {
+                "pid": handle.popen.pid,
+                "state": state,
+                "children": children,
+            }
+            if state != "alive" or "down" in children:
+                body["ok"] = False
+        return body
+
+    def _queues(self, wanted: list[str] | None) -> list[str]:
+        names = self.catalog.queue_names()
+        if not wanted:
+            return names
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"--queues: unknown queue(s) {', '.join(unknown)} (known: {', '.join(names)})"
+            )
+        return [name for name in names if name in wanted]  # keep priority order
+
+    def _start_redis(self) -> None:
+        if not self.settings.redis_url:
+            self.local_redis = LocalRedis(self.settings)
+            self.local_redis.start()
+        self.connection = connect(self.settings)
+        self.connection.ping()
+        log.info("Redis at %s", describe(self.settings))
+
+    def _preflight(self) -> None:
+        """Refuse to start when a runtime does not serve exactly its catalogue workers."""
+        runtimes = Runtimes(self.settings, self.catalog, Services(self.settings, self.connection))
+        runtimes.start()
+        runtimes.stop()
+
+    def _start_monitor(self) -> None:
+        self.monitor = MonitorServer(
+            self.options.host, self.options.port, self.connection, self.catalog, self.health
+        )
+        self.monitor.start()
+
+    def _spawn(self, process_id: str) -> WorkerHandle:
+        argv = [
+            sys.executable,
+            "-m",
+            "simbi_workers.worker",
+            "--process-id",
+            process_id,
+            "--queues",
+            ",".join(self.queues),
+        ]
+        if self.options.burst:
+            argv.append("--burst")
+        return WorkerHandle(process_id, subprocess.Popen(argv, env=os.environ.copy()))
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(POLL_SECONDS):
+            for index, handle in enumerate(self.workers):
+                code = handle.popen.poll()
+                if code is None:
+                    continue
+                if self.options.burst and code == 0:
+                    continue
+                if code == EXIT_CONFIG_ERROR:
+                    raise ConfigError("a worker process refused its configuration (see above)")
+                self.workers[index] = self._replace(handle, code)
+            if self.options.burst and all(h.popen.poll() is not None for h in self.workers):
+                log.info("burst: the queues are empty, exiting")
+                return
+
+    def _replace(self, handle: WorkerHandle, code: int) -> WorkerHandle:
+        moved = self._recover(handle.process_id)
+        log.warning(
+            "worker process %s %s; put back %d job(s), starting a new one",
+            handle.popen.pid,
+            describe_exit(code),
+            len(moved),
+        )
+        return self._spawn(uuid.uuid4().hex)
+
+    def _recover(self, process_id: str) -> list[str]:
+        requeue = lua.script(self.connection, "requeue")
+        moved = requeue(keys=[keys.processing(process_id), keys.WAKEUP], args=[f":{process_id}"])
+        self.connection.delete(keys.process(process_id))
+        self.connection.srem(keys.PROCESSES, process_id)
+        return [job_id.decode() for job_id in moved]
+
+    def _children_state(self, process_id: str) -> str:
+        raw = self.connection.hget(keys.process(process_id), "children")
+        return raw.decode() if raw else "starting"
+
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        self._stop_workers()
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.local_redis is not None:
+            self.local_redis.stop()
+
+    def _stop_workers(self) -> None:
+        running = [h for h in self.workers if h.popen.poll() is None]
+        for handle in running:
+            handle.popen.send_signal(signal.SIGTERM)
+        self._wait(running, self.options.shutdown_timeout)
+
+        late = [h for h in running if h.popen.poll() is None]
+        for handle in late:
+            log.warning(
+                "worker process %s still busy after %.0f s: putting its job back",
+                handle.popen.pid,
+                self.options.shutdown_timeout,
+            )
+            handle.popen.send_signal(signal.SIGUSR1)
+        self._wait(late, ABANDON_GRACE_SECONDS)
+
+        for handle in self.workers:
+            if handle.popen.poll() is None:
+                handle.popen.kill()
+                handle.popen.wait()
+            if self.connection is not None:
+                self._recover(handle.process_id)
+
+    @staticmethod
+    def _wait(handles: list[WorkerHandle], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for handle in handles:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                handle.popen.wait(timeout=max(0.0, deadline - time.monotonic()))

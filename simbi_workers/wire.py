@@ -1,0 +1,130 @@
+"""A job on the wire: RQ's job hash with RQ's JSON serializer, never pickle.
+
+The `data` field is zlib-compressed JSON `[func_path, null, args, {}]`, exactly what RQ's
+JSONSerializer writes, so `rq info`, rq-dashboard and RQ's own classes can read our jobs.
+Our own bookkeeping lives in extra `simbi_*` fields that RQ ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from simbi_workers.errors import JobInputError
+
+FUNC_PREFIX = "simbi_workers.jobs."
+DESCRIPTION_ARG_CHARS = 60
+
+
+class BrokenJobError(JobInputError):
+    """A job hash in Redis that cannot be decoded or names nothing we can run."""
+
+
+@dataclass
+class Job:
+    id: str
+    worker: str
+    args: list[Any]
+    queue: str
+    attempt: int  # attempts already made before this one
+    timeout_seconds: int
+    enqueued_at: str | None = None
+
+    @property
+    def description(self) -> str:
+        return describe(self.worker, self.args)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now_text() -> str:
+    # RQ's utcformat: ISO 8601 with microseconds and a trailing Z.
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_json_native(value: Any, path: str) -> None:
+    """Refuse anything JSON would change or reject, naming the path of the offending value."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise JobInputError(f"{path} is {value!r}: JSON has no NaN or infinity")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json_native(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise JobInputError(f"{path} has the key {key!r}: JSON object keys are strings")
+            check_json_native(item, f"{path}[{key!r}]")
+        return
+    raise JobInputError(
+        f"{path} is a {type(value).__name__} ({_short(repr(value))}): arguments must be "
+        "JSON-native (str, int, float, bool, None, list, dict with str keys)"
+    )
+
+
+def describe(worker: str, args: list[Any]) -> str:
+    rendered = ", ".join(_short(json.dumps(arg, ensure_ascii=False)) for arg in args)
+    return f"{worker}({rendered})"
+
+
+def encode(job: Job, *, status: str, result_ttl: int, failure_ttl: int) -> dict[str, Any]:
+    data = json.dumps([FUNC_PREFIX + job.worker, None, job.args, {}], ensure_ascii=False)
+    now = utc_now_text()
+    fields: dict[str, Any] = {
+        "created_at": now,
+        "data": zlib.compress(data.encode("utf-8")),
+        "description": job.description,
+        "origin": job.queue,
+        "status": status,
+        "timeout": job.timeout_seconds,
+        "result_ttl": result_ttl,
+        "failure_ttl": failure_ttl,
+        "simbi_worker": job.worker,
+        "simbi_attempt": job.attempt,
+    }
+    if status == "queued":
+        fields["enqueued_at"] = now
+    return fields
+
+
+def decode(job_id: str, fields: dict[bytes, bytes]) -> Job:
+    """Decode a job hash fetched from Redis; BrokenJobError says what is wrong with it."""
+    if not fields:
+        raise BrokenJobError(f"job {job_id}: its hash is missing from Redis (expired or deleted)")
+    try:
+        payload = json.loads(zlib.decompress(fields[b"data"]).decode("utf-8"))
+        func, _instance, args, kwargs = payload
+    except (KeyError, zlib.error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise BrokenJobError(f"job {job_id}: its payload is not RQ JSON data ({exc})") from None
+
+    if not isinstance(func, str) or not func.startswith(FUNC_PREFIX):
+        raise BrokenJobError(f"job {job_id}: function {func!r} is not a simbi_workers job")
+    if not isinstance(args, list) or kwargs:
+        raise BrokenJobError(f"job {job_id}: arguments must be a positional JSON list")
+
+    return Job(
+        id=job_id,
+        worker=func.removeprefix(FUNC_PREFIX),
+        args=args,
+        queue=fields.get(b"origin", b"default").decode(),
+        attempt=int(fields.get(b"simbi_attempt", 0)),
+        timeout_seconds=int(fields.get(b"timeout", 60)),
+        enqueued_at=(fields.get(b"enqueued_at") or b"").decode() or None,
+    )
+
+
+def _short(text: str) -> str:
+    if len(text) <= DESCRIPTION_ARG_CHARS:
+        return text
+    return f"{text[: DESCRIPTION_ARG_CHARS - 1]}…"
