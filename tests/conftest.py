@@ -80,3 +80,106 @@ def settings(tmp_path, redis_url, monkeypatch) -> Settings:
     monkeypatch.setenv("SIMBI_VAR_DIR", str(tmp_path / "var"))
     (tmp_path / "var").mkdir()
     return Settings()
+
+
+@pytest.fixture(scope="session")
+def test_catalog_path(tmp_path_factory) -> Path:
+    from tests.harness import write_test_catalog
+
+    return write_test_catalog(tmp_path_factory.mktemp("catalog") / "queues.yaml")
+
+
+@pytest.fixture
+def worker_env(test_catalog_path, redis_url, tmp_path, monkeypatch) -> dict[str, str]:
+    """The environment of a worker process that also serves the test workers; applied to
+    this process too, so in-process WorkerProcess and Client objects see it."""
+    from tests.harness import test_env
+
+    var_dir = tmp_path / "var"
+    var_dir.mkdir(exist_ok=True)
+    env = test_env(test_catalog_path, redis_url, var_dir)
+    for name in (
+        "REDIS_URL",
+        "SIMBI_VAR_DIR",
+        "SIMBI_QUEUES_FILE",
+        "SIMBI_PYTHON_EXTRA_WORKERS",
+        "SIMBI_RUBY_EXTRA_WORKERS",
+        "SIMBI_NODE_EXTRA_WORKERS",
+    ):
+        monkeypatch.setenv(name, env[name])
+    return env
+
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A throwaway PostgreSQL cluster. Locally it skips when PostgreSQL is not installed;
+    in CI (CI=true) that is a failure, because .ci/run installs it."""
+    import os
+    import pwd
+
+    if not (POSTGRES_BIN / "initdb").exists():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL 15 is not installed, but .ci/run should have installed it")
+        pytest.skip("PostgreSQL 15 is not installed (apt-get install postgresql)")
+
+    data = tmp_path_factory.mktemp("pg")
+    run_as = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        run_as = ["runuser", "-u", "postgres", "--"]
+        pw = pwd.getpwnam("postgres")
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+    port = free_port()
+    subprocess.run(
+        [
+            *run_as,
+            str(POSTGRES_BIN / "initdb"),
+            "-D",
+            str(data / "db"),
+            "--auth=trust",
+            "--no-sync",
+            "-U",
+            "postgres",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *run_as,
+            str(POSTGRES_BIN / "pg_ctl"),
+            "-D",
+            str(data / "db"),
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-w",
+            "start",
+            "-l",
+            str(data / "log"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run(
+        [*run_as, str(POSTGRES_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+        capture_output=True,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each db test runs on SQLite and on a real PostgreSQL (a fresh schema each time)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.db'}"
+    url = request.getfixturevalue("postgres_server")
+    from sqlalchemy import create_engine
+
+    from simbi_workers.store.schema import metadata
+
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url
