@@ -1,0 +1,128 @@
+"""Enqueueing: what reaches Redis, and what is refused before it does."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rq.job import Job as RQJob
+from rq.serializers import JSONSerializer
+
+from simbi_workers import keys
+from simbi_workers.client import Client
+from simbi_workers.errors import JobInputError
+
+
+@pytest.fixture
+def client(worker_env, redis_conn):
+    return Client(connection=redis_conn)
+
+
+def test_perform_async_writes_a_job_rq_itself_can_read(client, redis_conn):
+    job_id = client.perform_async("SlackNotifierWorker", "signups", None, "héllo 👋")
+
+    assert redis_conn.lrange(keys.queue("slack"), 0, -1) == [job_id.encode()]
+    job = RQJob.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
+    assert job.func_name == "simbi_workers.jobs.SlackNotifierWorker"
+    assert job.args == ["signups", None, "héllo 👋"]
+    assert job.description == 'SlackNotifierWorker("signups", null, "héllo 👋")'
+    assert job.get_status() == "queued"
+    assert job.origin == "slack"
+    assert b"rq:queue:slack" in redis_conn.smembers(keys.RQ_QUEUES)
+
+
+def test_no_job_payload_is_pickled(client, redis_conn):
+    job_id = client.perform_async("PyEchoWorker", {"a": [1, 2.5, True]})
+
+    import zlib
+
+    raw = zlib.decompress(redis_conn.hget(keys.job(job_id), "data"))
+    assert json.loads(raw) == ["simbi_workers.jobs.PyEchoWorker", None, [{"a": [1, 2.5, True]}], {}]
+
+
+def test_an_unknown_worker_is_refused_with_a_suggestion(client, redis_conn):
+    with pytest.raises(
+        JobInputError,
+        match=r"unknown worker 'SlackNotifierWorkr' \(did you mean "
+        r"SlackNotifierWorker\?\)",
+    ):
+        client.perform_async("SlackNotifierWorkr", "signups", None, "hi")
+
+    assert redis_conn.dbsize() == 0
+
+
+def test_a_wrong_argument_count_names_the_arguments(client, redis_conn):
+    with pytest.raises(
+        JobInputError,
+        match=r"SlackNotifierWorker takes 3 argument\(s\) "
+        r"\(channel, user_id, text\), got 2",
+    ):
+        client.perform_async("SlackNotifierWorker", "signups", "hi")
+
+    assert redis_conn.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((1, {"when": datetime(2026, 1, 1)}), r"args\[1\]\['when'\] is a datetime"),
+        ((1, {"tags": [1, {3}]}), r"args\[1\]\['tags'\]\[1\] is a set"),
+        ((1, {1: "x"}), r"args\[1\] has the key 1: JSON object keys are strings"),
+        ((float("nan"), None), r"args\[0\] is nan: JSON has no NaN"),
+        ((b"bytes", None), r"args\[0\] is a bytes"),
+    ],
+)
+def test_non_json_arguments_are_refused_with_their_path(client, redis_conn, args, message):
+    with pytest.raises(JobInputError, match=message):
+        client.perform_async("MixpanelTrackWorker", *args, {})
+
+    assert redis_conn.dbsize() == 0
+
+
+def test_an_oversized_payload_is_refused_with_size_and_limit(worker_env, redis_conn, monkeypatch):
+    monkeypatch.setenv("SIMBI_MAX_PAYLOAD_BYTES", "1000")
+    from simbi_workers.config import Settings
+
+    client = Client(connection=redis_conn, settings=Settings())
+
+    with pytest.raises(JobInputError, match=r"are 2,004 bytes as JSON, over the limit of 1,000"):
+        client.perform_async("PyEchoWorker", "x" * 2000)
+
+
+def test_perform_in_and_perform_at_schedule_without_queueing(client, redis_conn):
+    before = time.time()
+    in_id = client.perform_in(timedelta(minutes=5), "PyEchoWorker", 1)
+    at_id = client.perform_at(datetime(2030, 1, 1, tzinfo=UTC), "PyEchoWorker", 2)
+
+    assert redis_conn.llen(keys.queue("default")) == 0
+    in_score = redis_conn.zscore(keys.scheduled("default"), in_id)
+    assert before + 300 <= in_score <= time.time() + 300
+    assert redis_conn.zscore(keys.scheduled("default"), at_id) == 1893456000.0
+    assert redis_conn.hget(keys.job(in_id), "status") == b"scheduled"
+
+
+def test_perform_at_refuses_naive_datetimes_and_negative_delays(client):
+    with pytest.raises(JobInputError, match="timezone-aware"):
+        client.perform_at(datetime(2030, 1, 1), "PyEchoWorker", 1)
+    with pytest.raises(JobInputError, match="must not be negative"):
+        client.perform_in(-1, "PyEchoWorker", 1)
+
+
+def test_perform_bulk_uses_one_round_trip_per_thousand_jobs(client, redis_conn):
+    executed = []
+    original = type(redis_conn.pipeline())
+
+    class CountingPipeline(original):
+        def execute(self, *args, **kwargs):
+            executed.append(len(self.command_stack))
+            return super().execute(*args, **kwargs)
+
+    client.connection.pipeline = lambda transaction=True: CountingPipeline(
+        redis_conn.connection_pool, redis_conn.response_callbacks, transaction, None
+    )
+
+    ids = client.perform_bulk("PyEchoWorker", [[n] for n in range(2500)])
+
+    assert len(ids) == len(set(ids)) == 2500
+    assert len(executed) == 3
+    assert redis_conn.llen(keys.queue("default")) == 2500
