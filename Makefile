@@ -54,7 +54,7 @@ test-ruby: install
 	ruby workers/ruby/test/run.rb
 
 test-node: install
-	cd $(TS) && node --test dist/test/
+	cd $(TS) && node --test dist/test/*.test.js
 
 lint: install
 	$(BIN)/ruff format --check simbi_workers tests benchmarks

@@ -257,3 +257,7 @@ def _workers_table(workers: dict) -> Table:
             mean,
         )
     return table
+
+
+if __name__ == "__main__":
+    main()
