@@ -20,7 +20,8 @@ from simbi_workers import catalog as catalog_module
 from simbi_workers import retry, wire
 from simbi_workers.catalog import Catalog
 from simbi_workers.client import check_arguments
-from simbi_workers.config import Settings, settings as load_settings
+from simbi_workers.config import Settings
+from simbi_workers.config import settings as load_settings
 from simbi_workers.errors import ConfigError, SimbiError
 from simbi_workers.fetch import Fetched, Fetcher, Unit
 from simbi_workers.logs import setup_logging
@@ -31,6 +32,7 @@ from simbi_workers.runtimes.outcome import Failure, Outcome
 from simbi_workers.services import Services
 
 HEARTBEAT_SECONDS = 5
+MAX_BACKOFF_SECONDS = 5
 EXIT_CONFIG_ERROR = 78  # EX_CONFIG: the supervisor does not restart a misconfigured process
 
 log = logging.getLogger("simbi_workers.worker")
@@ -72,12 +74,24 @@ class WorkerProcess:
             self.registration.deregister()
 
     def _loop(self, burst: bool) -> None:
+        backoff = 0.0
         while not self.stopping.is_set():
-            fetched = self.fetcher.fetch()
-            if fetched is None:
-                if burst:
-                    break
-                self.fetcher.wait_for_work()
+            try:
+                fetched = self.fetcher.fetch()
+                if backoff:
+                    log.warning("Redis is back; fetching again")
+                    backoff = 0.0
+                if fetched is None:
+                    if burst:
+                        break
+                    self.fetcher.wait_for_work()
+                    continue
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Nothing was taken: the job, if any, is still in its queue. Wait and retry.
+                if not backoff:
+                    log.critical("lost Redis: %s; retrying with backoff", exc)
+                backoff = min(max(backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
+                self.stopping.wait(backoff)
                 continue
             self.process(fetched)
 

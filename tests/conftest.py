@@ -114,7 +114,7 @@ POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """A throwaway PostgreSQL cluster. Locally it skips when PostgreSQL is not installed;
     in CI (CI=true) that is a failure, because .ci/run installs it."""
     import os
@@ -125,7 +125,10 @@ def postgres_server(tmp_path_factory):
             pytest.fail("PostgreSQL 15 is not installed, but .ci/run should have installed it")
         pytest.skip("PostgreSQL 15 is not installed (apt-get install postgresql)")
 
-    data = tmp_path_factory.mktemp("pg")
+    import tempfile
+
+    # Not under pytest's tmp dir: that is private to root, and postgres must reach it.
+    data = Path(tempfile.mkdtemp(prefix="simbi-pg-"))
     run_as = []
     if os.geteuid() == 0:  # initdb refuses to run as root
         run_as = ["runuser", "-u", "postgres", "--"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -149,7 +150,7 @@ def test_a_ruby_worker_file_with_a_syntax_error_stops_start(worker_env, tmp_path
 
 def test_start_refuses_when_a_runtime_does_not_match_the_catalogue(worker_env, tmp_path):
     text = tmp_path / "catalog.yaml"
-    original = open(worker_env["SIMBI_QUEUES_FILE"]).read()
+    original = Path(worker_env["SIMBI_QUEUES_FILE"]).read_text()
     text.write_text(original.replace("RbEchoWorker:", "RbEchoWorkerRenamed:"))
     env = {**worker_env, "SIMBI_QUEUES_FILE": str(text)}
 
