@@ -3,6 +3,7 @@ Ruby and Node children (through `call`, which only reaches each service's HOST_M
 
 from __future__ import annotations
 
+import inspect
 from functools import cached_property
 from typing import Any
 
@@ -71,7 +72,9 @@ class Services:
             raise UnknownHostCall(f"unknown method {service}.{method} (known: {known})")
         if not isinstance(params, dict):
             raise UnknownHostCall(f"{service}.{method}: params must be a JSON object")
+        function = getattr(target, method)
         try:
-            return getattr(target, method)(**params)
+            inspect.signature(function).bind(**params)
         except TypeError as exc:
             raise UnknownHostCall(f"{service}.{method}: bad parameters: {exc}") from None
+        return function(**params)
