@@ -78,7 +78,7 @@ def settings(tmp_path, redis_url, monkeypatch) -> Settings:
     """Settings for one test: its own var/ directory, SQLite database and the test Redis."""
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("SIMBI_VAR_DIR", str(tmp_path / "var"))
-    (tmp_path / "var").mkdir()
+    (tmp_path / "var").mkdir(exist_ok=True)
     return Settings()
 
 
