@@ -82,6 +82,9 @@ class Registration:
             },
         )
         pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
+        if job_id:
+            # RQ's tools read a job's liveness from here.
+            pipe.hset(keys.job(job_id), "last_heartbeat", wire.utc_now_text())
         pipe.execute()
 
     def deregister(self) -> None:

@@ -1,0 +1,68 @@
+"""The read-only commands a newcomer runs first: workers, check, stats."""
+
+import json
+import subprocess
+import sys
+
+from simbi_workers.client import Client
+from tests.harness import ROOT
+
+
+def cli(env, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "simbi_workers.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+def test_workers_lists_the_catalogue_with_policies(worker_env):
+    result = cli({**worker_env, "COLUMNS": "200"}, "workers")
+
+    assert result.returncode == 0, result.stderr
+    upload_line = next(line for line in result.stdout.splitlines() if "UploadImageWorker" in line)
+    for cell in ("python", "paperclip", "image_id, upload_id", "120s", "3"):
+        assert cell in upload_line
+
+
+def test_check_reports_every_part_ok_on_a_ready_machine(worker_env):
+    result = cli({**worker_env, "COLUMNS": "200"}, "check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("queues.yaml", "ruby", "node", "typescript build", "redis", "database"):
+        line = next(line for line in result.stdout.splitlines() if f" {name} " in line)
+        assert " ok " in line
+
+
+def test_check_fails_and_says_why_when_redis_is_unreachable(worker_env):
+    result = cli({**worker_env, "COLUMNS": "200", "REDIS_URL": "redis://127.0.0.1:1/0"}, "check")
+
+    assert result.returncode == 1
+    redis_line = next(line for line in result.stdout.splitlines() if " redis " in line)
+    assert "FAIL" in redis_line and "Connection refused" in result.stdout
+
+
+def test_stats_json_counts_waiting_jobs_per_queue(worker_env, redis_conn):
+    Client(connection=redis_conn).perform_bulk("PyEchoWorker", [[1], [2], [3]])
+
+    result = cli(worker_env, "stats", "--json")
+
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(result.stdout)
+    assert numbers["queues"]["default"]["size"] == 3
+    assert numbers["queues"]["default"]["latency_seconds"] >= 0
+    assert numbers["totals"]["enqueued"] == 3
+
+
+def test_enqueue_without_any_redis_tells_how_to_get_one(worker_env, tmp_path):
+    env = {k: v for k, v in worker_env.items() if k != "REDIS_URL"}
+    env["SIMBI_VAR_DIR"] = str(tmp_path / "empty-var")
+
+    result = cli(env, "enqueue", "PyEchoWorker", "1")
+
+    assert result.returncode == 1
+    assert "REDIS_URL is not set and no local Redis is running" in result.stderr
+    assert "simbi-workers start" in result.stderr
