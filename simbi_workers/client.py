@@ -110,7 +110,7 @@ class Client:
         pipe.execute()
 
 
-def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int) -> None:
+def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int | None) -> None:
     """Refuse a call that the worker could never run, before it reaches Redis."""
     if len(args) != spec.arity:
         names = ", ".join(spec.args) or "none"
@@ -120,6 +120,8 @@ def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int) -
     for index, arg in enumerate(args):
         wire.check_json_native(arg, f"args[{index}]")
 
+    if max_payload_bytes is None:
+        return
     size = len(json.dumps(args, ensure_ascii=False).encode("utf-8"))
     if size > max_payload_bytes:
         raise JobInputError(

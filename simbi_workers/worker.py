@@ -100,7 +100,7 @@ class WorkerProcess:
         try:
             job = wire.decode(fetched.job_id, fetched.fields)
             spec = self.catalog.worker(job.worker)
-            check_arguments(spec, job.args, sys.maxsize)
+            check_arguments(spec, job.args, max_payload_bytes=None)
         except SimbiError as exc:
             # A broken or unknown job fails alone, straight to the dead set; we keep going.
             log.warning("dead job=%s queue=%s: %s", fetched.job_id, fetched.queue, exc)
