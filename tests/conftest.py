@@ -186,3 +186,16 @@ def database_url(request, tmp_path) -> str:
     metadata.drop_all(engine)
     engine.dispose()
     return url
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings_cache():
+    """settings() and the default catalogue are read once per process; each test sets its
+    own environment, so forget what an earlier test read."""
+    from simbi_workers import catalog, config
+
+    config.settings.cache_clear()
+    catalog.default.cache_clear()
+    yield
+    config.settings.cache_clear()
+    catalog.default.cache_clear()
