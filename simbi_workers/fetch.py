@@ -90,16 +90,7 @@ class Unit:
         self, worker: str, error_text: str, attempts_made: int, delay: float, runtime_ms: float
     ) -> None:
         pipe = self._release()
-        pipe.hset(
-            keys.job(self.job_id),
-            mapping={
-                "status": "scheduled",
-                "ended_at": wire.utc_now_text(),
-                "exc_info": zlib.compress(error_text.encode()),
-                "simbi_attempt": attempts_made,
-                "simbi_error": error_text.splitlines()[0][:500],
-            },
-        )
+        _record_failure(pipe, self.job_id, "scheduled", error_text, attempts_made)
         pipe.zadd(keys.scheduled(self.queue), {self.job_id: time.time() + delay})
         _count(pipe, worker, "failed", runtime_ms)
         pipe.execute()
@@ -109,16 +100,7 @@ class Unit:
     ) -> None:
         """The dead set: RQ's failed registry, kept for failure_ttl seconds."""
         pipe = self._release()
-        pipe.hset(
-            keys.job(self.job_id),
-            mapping={
-                "status": "failed",
-                "ended_at": wire.utc_now_text(),
-                "exc_info": zlib.compress(error_text.encode()),
-                "simbi_attempt": attempts_made,
-                "simbi_error": error_text.splitlines()[0][:500],
-            },
-        )
+        _record_failure(pipe, self.job_id, "failed", error_text, attempts_made)
         pipe.expire(keys.job(self.job_id), failure_ttl)
         pipe.zadd(keys.failed(self.queue), {self.job_id: time.time() + failure_ttl})
         _count(pipe, worker, "failed", runtime_ms)
@@ -138,6 +120,19 @@ class Unit:
         pipe.lrem(self.fetcher.processing_key, -1, self.job_id)
         pipe.zrem(keys.started(self.queue), self.job_id + self.fetcher.entry_suffix)
         return pipe
+
+
+def _record_failure(pipe, job_id: str, status: str, error_text: str, attempts: int) -> None:
+    pipe.hset(
+        keys.job(job_id),
+        mapping={
+            "status": status,
+            "ended_at": wire.utc_now_text(),
+            "exc_info": zlib.compress(error_text.encode()),
+            "simbi_attempt": attempts,
+            "simbi_error": error_text.splitlines()[0][:500],
+        },
+    )
 
 
 def _count(pipe: redis.client.Pipeline, worker: str, outcome: str, runtime_ms: float) -> None:

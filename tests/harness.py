@@ -45,6 +45,12 @@ def test_env(catalog_path: Path, redis_url: str, var_dir: Path, **extra: str) ->
     return env
 
 
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`simbi-workers ARGS…` as a user runs it, with its exit status and both streams."""
+    argv = [sys.executable, "-m", "simbi_workers.cli", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
 def get_json(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:

@@ -1,22 +1,11 @@
 """The read-only commands a newcomer runs first: workers, check, stats."""
 
 import json
-import subprocess
-import sys
 
 from simbi_workers.client import Client
-from tests.harness import ROOT
+from tests.harness import run_cli
 
-
-def cli(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "simbi_workers.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+cli = run_cli
 
 
 def test_workers_lists_the_catalogue_with_policies(worker_env):

@@ -4,7 +4,6 @@ HTTP on a free port, signals."""
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,18 +13,11 @@ import pytest
 from simbi_workers import keys
 from simbi_workers.client import Client
 from tests.conftest import free_port
-from tests.harness import ROOT, get_json, supervisor
+from tests.harness import get_json, run_cli, supervisor
 
 
 def cli(env, *args, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "simbi_workers.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    result = run_cli(env, *args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
