@@ -43,13 +43,20 @@ class Scheduler:
         )
 
     def run(self, stopping: threading.Event) -> None:
+        failing = False
         while not stopping.is_set():
             try:
                 moved = self.tick()
                 if moved:
                     log.debug("moved %d due jobs", moved)
+                if failing:
+                    log.warning("scheduler reaches Redis again")
+                    failing = False
             except redis.RedisError as exc:
-                log.warning("scheduler cannot reach Redis: %s", exc)
+                # One line per state change, not one per tick.
+                if not failing:
+                    log.warning("scheduler cannot reach Redis: %s; retrying every second", exc)
+                    failing = True
                 self.leader = False
                 stopping.wait(1)
             stopping.wait(TICK_SECONDS)
