@@ -69,6 +69,7 @@ class Supervisor:
         self.workers: list[WorkerHandle] = []
         self.connection: redis.Redis | None = None
         self.monitor: MonitorServer | None = None
+        self.unrecovered: set[str] = set()
 
     def run(self) -> int:
         try:
@@ -170,19 +171,33 @@ class Supervisor:
                 if code == EXIT_CONFIG_ERROR:
                     raise ConfigError("a worker process refused its configuration (see above)")
                 self.workers[index] = self._replace(handle, code)
+            if self.unrecovered:
+                self._recover_dead()
             if self.options.burst and all(h.popen.poll() is not None for h in self.workers):
                 log.info("burst: the queues are empty, exiting")
                 return
 
     def _replace(self, handle: WorkerHandle, code: int) -> WorkerHandle:
-        moved = self._recover(handle.process_id)
         log.warning(
-            "worker process %s %s; put back %d job(s), starting a new one",
-            handle.popen.pid,
-            describe_exit(code),
-            len(moved),
+            "worker process %s %s; starting a new one", handle.popen.pid, describe_exit(code)
         )
+        self.unrecovered.add(handle.process_id)
+        self._recover_dead()
         return self._spawn(uuid.uuid4().hex)
+
+    def _recover_dead(self) -> None:
+        """Put back the jobs of dead processes; what Redis refuses now is tried next poll."""
+        for process_id in sorted(self.unrecovered):
+            try:
+                moved = self._recover(process_id)
+            except redis.RedisError as exc:
+                log.warning("cannot put back the jobs of process %s yet: %s", process_id, exc)
+                return
+            self.unrecovered.discard(process_id)
+            if moved:
+                log.warning(
+                    "put back %d job(s) of process %s: %s", len(moved), process_id, ", ".join(moved)
+                )
 
     def _recover(self, process_id: str) -> list[str]:
         requeue = lua.script(self.connection, "requeue")
