@@ -64,6 +64,8 @@ def _database(settings: Settings) -> str:
 
     from simbi_workers.services.db import Database
 
+    if settings.database_url is None and not (settings.var_dir / "simbi.db").exists():
+        raise RuntimeError("no database yet: run `simbi-workers db init`")
     database = Database(settings.database_url_or_default)
     tables = inspect(database.engine).get_table_names()
     return f"{database.engine.url.render_as_string(hide_password=True)}: {len(tables)} tables"

@@ -17,7 +17,16 @@ def test_workers_lists_the_catalogue_with_policies(worker_env):
         assert cell in upload_line
 
 
+def test_check_says_how_to_create_a_missing_database(worker_env):
+    result = cli({**worker_env, "COLUMNS": "200"}, "check")
+
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if " database " in line)
+    assert "FAIL" in line and "run `simbi-workers db init`" in line
+
+
 def test_check_reports_every_part_ok_on_a_ready_machine(worker_env):
+    assert cli(worker_env, "db", "init").returncode == 0
     result = cli({**worker_env, "COLUMNS": "200"}, "check")
 
     assert result.returncode == 0, result.stdout + result.stderr

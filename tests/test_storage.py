@@ -96,6 +96,20 @@ def test_bytes_round_trip_and_delete_reports_whether_the_key_existed(storage):
     assert not storage.exists("images/1/a.jpg")
 
 
+def test_local_delete_leaves_no_empty_folders_but_keeps_full_ones(settings):
+    storage = from_settings(settings)
+    storage.put_bytes("avatars/7/v1/64.jpg", b"a", "image/jpeg")
+    storage.put_bytes("avatars/7/v2/64.jpg", b"b", "image/jpeg")
+
+    storage.delete_key("avatars/7/v1/64.jpg")
+
+    assert not (storage.root / "avatars" / "7" / "v1").exists()
+    assert (storage.root / "avatars" / "7" / "v2" / "64.jpg").exists()
+    storage.delete_key("avatars/7/v2/64.jpg")
+    assert not (storage.root / "avatars").exists()
+    assert storage.root.exists()
+
+
 def test_host_methods_carry_base64_through_services_call(storage, settings, redis_conn):
     services = Services(settings, redis_conn)
     services.__dict__["storage"] = storage  # the parametrized backend, not a new one

@@ -126,7 +126,17 @@ class LocalStorage(Storage):
             path.unlink()
         except FileNotFoundError:
             return False
+        self._prune(path.parent)
         return True
+
+    def _prune(self, directory: Path) -> None:
+        """Remove folders the delete left empty, as S3 has no empty folders either."""
+        while directory != self.root and directory.is_relative_to(self.root):
+            try:
+                directory.rmdir()
+            except OSError:
+                return  # not empty, or already gone
+            directory = directory.parent
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
