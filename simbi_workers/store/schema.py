@@ -8,14 +8,17 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 
@@ -36,7 +39,7 @@ users = Table(
     Column("tier", String(16), nullable=False, server_default="bronze"),
     Column("display_score", Integer),
     Column("simbi_balance", BigInteger, nullable=False, server_default="0"),
-    Column("notification_preferences", JSON),
+    Column("sms_opt_in", Boolean, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("deleted_at", DateTime(timezone=True)),
 )
@@ -66,4 +69,172 @@ images = Table(
     Column("bytes_saved", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True)),
+)
+
+
+# Issue 3: the records the email and notification workers read.
+
+
+def _id() -> Column:
+    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _user(name: str, **kwargs) -> Column:
+    return Column(name, ForeignKey("users.id", ondelete="CASCADE"), **kwargs)
+
+
+services = Table(
+    "services",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("category", String(64), nullable=False),
+    Column("price", Integer, nullable=False, server_default="0"),  # in Simbi
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("rating_average", Float),
+    Column("rating_count", Integer, nullable=False, server_default="0"),
+    _created(),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+talks = Table(
+    "talks",
+    metadata,
+    _id(),
+    Column("service_id", ForeignKey("services.id", ondelete="SET NULL")),
+    _created(),
+)
+
+# A participant has read every message up to last_read_message_id.
+talk_participants = Table(
+    "talk_participants",
+    metadata,
+    Column("talk_id", ForeignKey("talks.id", ondelete="CASCADE"), primary_key=True),
+    _user("user_id", primary_key=True),
+    Column("last_read_message_id", BigInteger),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    Column("talk_id", ForeignKey("talks.id", ondelete="CASCADE"), nullable=False),
+    _user("sender_id", nullable=False),
+    Column("body", Text, nullable=False),
+    _created(),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    _id(),
+    Column("service_id", ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    _user("user_id", nullable=False),
+    Column("body", Text, nullable=False),
+    _created(),
+)
+
+compliments = Table(
+    "compliments",
+    metadata,
+    _id(),
+    _user("sender_id", nullable=False),
+    _user("receiver_id", nullable=False),
+    Column("body", Text, nullable=False, server_default=""),
+    _created(),
+)
+
+# A favor is a request for help: requester asks asked_user, maybe about a service.
+favors = Table(
+    "favors",
+    metadata,
+    _id(),
+    _user("requester_id", nullable=False),
+    _user("asked_user_id", nullable=False),
+    Column("service_id", ForeignKey("services.id", ondelete="SET NULL")),
+    Column("body", Text, nullable=False, server_default=""),
+    _created(),
+)
+
+favorites = Table(
+    "favorites",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("service_id", ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    _created(),
+    UniqueConstraint("user_id", "service_id"),
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    _id(),
+    _user("user_a_id", nullable=False),
+    _user("user_b_id", nullable=False),
+    Column("service_a_id", ForeignKey("services.id", ondelete="SET NULL")),
+    Column("service_b_id", ForeignKey("services.id", ondelete="SET NULL")),
+    _created(),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    _id(),
+    _user("follower_id", nullable=False),
+    _user("followed_id", nullable=False),
+    _created(),
+    UniqueConstraint("follower_id", "followed_id"),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("provider", String(16), nullable=False),  # fcm | onesignal
+    Column("token", String(512), nullable=False, unique=True),
+    Column("platform", String(16)),  # ios | android | web
+    _created(),
+    CheckConstraint("provider IN ('fcm', 'onesignal')", name="devices_provider"),
+)
+
+# One row per (user, channel, category) the user changed; no row means enabled.
+# channel: email | push | sms. Push categories: messages, compliments, favors, matches,
+# followers, leaderboard, account. Email categories: messages, comments, favorites,
+# suggestions, intro, compliments, favors.
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    _user("user_id", primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+suggestion_history = Table(
+    "suggestion_history",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("service_id", ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("suggested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# What was sent once and must not be sent again (an intro step, say): the unique key
+# makes a second run of the same job a no-op even when two run at once.
+notifications_sent = Table(
+    "notifications_sent",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    _created(),
 )
