@@ -35,6 +35,7 @@ PASSED_ENV = (
     "HOME",
     "SIMBI_RUBY_EXTRA_WORKERS",
     "SIMBI_NODE_EXTRA_WORKERS",
+    "SIMBI_APP_URL",
 )
 
 log = logging.getLogger("simbi_workers.child")
