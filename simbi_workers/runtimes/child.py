@@ -35,7 +35,6 @@ PASSED_ENV = (
     "HOME",
     "SIMBI_RUBY_EXTRA_WORKERS",
     "SIMBI_NODE_EXTRA_WORKERS",
-    "SIMBI_APP_URL",
 )
 
 log = logging.getLogger("simbi_workers.child")
@@ -46,11 +45,19 @@ class ChildDied(ChildError):
 
 
 class Child:
-    def __init__(self, runtime: str, argv: list[str], services, cwd: Path):
+    def __init__(
+        self,
+        runtime: str,
+        argv: list[str],
+        services,
+        cwd: Path,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.runtime = runtime
         self.argv = argv
         self.services = services
         self.cwd = cwd
+        self.extra_env = extra_env or {}
         self.process: subprocess.Popen | None = None
         self.workers: list[str] = []
         self.current_job: str | None = None
@@ -67,6 +74,7 @@ class Child:
     def start(self) -> list[str]:
         """Start the child and wait for `ready`; returns the worker names it serves."""
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+        env.update(self.extra_env)
         self.process = subprocess.Popen(
             self.argv,
             cwd=self.cwd,

@@ -31,7 +31,13 @@ class Runtimes:
         self.catalog = catalog
         self.python = PythonRuntime(services)
         self.children = {
-            runtime: Child(runtime, child_argv(runtime, settings), services, ROOT)
+            runtime: Child(
+                runtime,
+                child_argv(runtime, settings),
+                services,
+                ROOT,
+                {"SIMBI_APP_URL": settings.app_base_url},
+            )
             for runtime in ("ruby", "node")
             if catalog.workers_for(runtime)
         }
