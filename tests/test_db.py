@@ -4,7 +4,7 @@ import pytest
 
 from simbi_workers.errors import PermanentJobError
 from simbi_workers.services import Services, UnknownHostCall
-from simbi_workers.services.db import Database
+from simbi_workers.services.db import BadStatement, ConstraintViolation, Database
 
 
 def test_tables_are_created_and_parameters_are_bound(database_url):
@@ -54,3 +54,17 @@ def test_db_init_from_the_command_line(settings, tmp_path):
     assert result.exit_code == 0, result.output
     assert "users" in result.output
     assert (tmp_path / "var" / "simbi.db").exists()
+
+
+def test_driver_errors_say_whether_a_retry_can_help(database_url):
+    db = Database(database_url)
+    db.create_tables()
+    insert = "INSERT INTO users (email, first_name) VALUES (:email, 'Ada')"
+    db.execute(insert, {"email": "ada@example.com"})
+
+    with pytest.raises(ConstraintViolation, match="constraint violated") as duplicate:
+        db.execute(insert, {"email": "ada@example.com"})
+    with pytest.raises(BadStatement, match="bad statement 'SELECT nope FROM users'"):
+        db.query("SELECT nope FROM users")
+
+    assert duplicate.value.retryable is False

@@ -5,12 +5,45 @@ Parameters are always bound by the driver (`:name` placeholders), never spliced 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine
 
+from simbi_workers.errors import JobError, PermanentJobError
 from simbi_workers.store.schema import metadata
+
+
+class ConstraintViolation(PermanentJobError):
+    """A statement broke a unique, foreign-key or check constraint: retrying cannot help,
+    but a worker may expect it (a second run of a once-only step, say)."""
+
+
+class BadStatement(PermanentJobError):
+    """The SQL itself is wrong: a syntax error, an unknown table or column."""
+
+
+@contextmanager
+def _translated(sql: str) -> Iterator[None]:
+    """Turn driver errors into job errors whose retryability says what a retry can do."""
+    try:
+        yield
+    except exc.IntegrityError as error:
+        raise ConstraintViolation(f"constraint violated: {_reason(error)}") from None
+    except (exc.ProgrammingError, exc.DataError) as error:
+        raise BadStatement(f"bad statement {sql[:120]!r}: {_reason(error)}") from None
+    except exc.OperationalError as error:
+        # SQLite reports both a locked database and a missing table as OperationalError.
+        reason = _reason(error)
+        if "no such" in reason or "syntax error" in reason:
+            raise BadStatement(f"bad statement {sql[:120]!r}: {reason}") from None
+        raise JobError(f"database unavailable: {reason}") from None
+
+
+def _reason(error: exc.DBAPIError) -> str:
+    return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
 
 
 class Database:
@@ -25,12 +58,12 @@ class Database:
         return sorted(metadata.tables)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with _translated(sql), self.engine.connect() as conn:
             result = conn.execute(text(sql), params or {})
             return {"rows": [_jsonable_row(row._mapping) for row in result]}
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        with self.engine.begin() as conn:
+        with _translated(sql), self.engine.begin() as conn:
             result = conn.execute(text(sql), params or {})
             return {"rowcount": result.rowcount}
 
