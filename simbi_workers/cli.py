@@ -17,7 +17,8 @@ from simbi_workers.config import settings as load_settings
 from simbi_workers.errors import SimbiError
 from simbi_workers.logs import setup_logging
 
-console = Console()
+# Piped output (grep, a log file) gets wide lines instead of cells cut to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -120,30 +121,11 @@ def workers() -> None:
     settings = load_settings()
     catalog = catalog_module.load(settings.queues_file)
     table = Table(title=f"{len(catalog.workers)} workers ({catalog.path})")
-    for column in (
-        "worker",
-        "runtime",
-        "queue",
-        "args",
-        "retry",
-        "timeout",
-        "concurrency",
-        "unique",
-        "cron",
-    ):
-        table.add_column(column)
-    for name, spec in sorted(catalog.workers.items(), key=lambda item: (item[1].runtime, item[0])):
-        table.add_row(
-            name,
-            spec.runtime,
-            spec.queue,
-            ", ".join(spec.args),
-            str(spec.retry),
-            f"{spec.timeout_seconds}s",
-            _dash(spec.concurrency),
-            _dash(spec.unique_seconds and f"{spec.unique_seconds}s"),
-            _dash(spec.cron),
-        )
+    for column in ("worker", "runtime", "queue", "arguments", "policies"):
+        table.add_column(column, no_wrap=column in ("worker", "runtime", "queue"))
+    ordered = sorted(catalog.workers.values(), key=lambda spec: (spec.runtime, spec.name))
+    for spec in ordered:
+        table.add_row(spec.name, spec.runtime, spec.queue, ", ".join(spec.args), _policies(spec))
     console.print(table)
 
 
@@ -222,8 +204,15 @@ def _datetime(text: str) -> datetime:
     return when
 
 
-def _dash(value) -> str:
-    return "-" if value in (None, False, "") else str(value)
+def _policies(spec) -> str:
+    parts = [f"retry {spec.retry}", f"timeout {spec.timeout_seconds}s"]
+    if spec.concurrency:
+        parts.append(f"concurrency {spec.concurrency}")
+    if spec.unique_seconds:
+        parts.append(f"unique {spec.unique_seconds}s")
+    if spec.cron:
+        parts.append(f"cron {spec.cron}")
+    return ", ".join(parts)
 
 
 def _queues_table(queues: dict) -> Table:

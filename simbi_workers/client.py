@@ -32,11 +32,18 @@ class Client:
         catalog: Catalog | None = None,
         settings: Settings | None = None,
     ):
-        from simbi_workers.redis_connection import connect
-
         self.settings = settings or default_settings()
         self.catalog = catalog or catalog_module.load(self.settings.queues_file)
-        self.connection = connection or connect(self.settings)
+        self._connection = connection
+
+    @property
+    def connection(self) -> redis.Redis:
+        # Connected on first use, so a bad call is refused even when Redis is down.
+        if self._connection is None:
+            from simbi_workers.redis_connection import connect
+
+            self._connection = connect(self.settings)
+        return self._connection
 
     def perform_async(self, worker: str, *args: Any) -> str:
         return self._enqueue(worker, [list(args)], run_at=None)[0]

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     # Where things live.
     redis_url: str | None = Field(default=None, description="unset: start a local Redis")
     database_url: str | None = Field(default=None, description="unset: SQLite under var/")
-    var_dir: Path = Field(default=Path("var"), alias="SIMBI_VAR_DIR")
+    # Beside queues.yaml, so every command finds the same local Redis from any directory.
+    var_dir: Path = Field(default=DEFAULT_QUEUES_FILE.parent / "var", alias="SIMBI_VAR_DIR")
     queues_file: Path = Field(default=DEFAULT_QUEUES_FILE, alias="SIMBI_QUEUES_FILE")
     app_base_url: str = Field(default="http://localhost:3000", alias="SIMBI_APP_URL")
 
@@ -48,6 +49,32 @@ class Settings(BaseSettings):
     # Mixpanel: outbox unless a token is set.
     mixpanel_token: SecretStr | None = Field(default=None, alias="MIXPANEL_TOKEN")
     mixpanel_api_url: str = Field(default="https://api.mixpanel.com", alias="MIXPANEL_API_URL")
+
+    # Mail: .eml files under var/outbox/mail/ unless SMTP_URL is set.
+    # smtp://user:pass@host:587 (STARTTLS, the default; add ?starttls=false for a plain
+    # relay), smtps://user:pass@host:465 (implicit TLS). Percent-encode ':' '@' '/' in the
+    # user name or password. SMTP_CA_FILE: a PEM bundle to trust instead of the system's.
+    smtp_url: SecretStr | None = Field(default=None, alias="SMTP_URL")
+    smtp_ca_file: Path | None = Field(default=None, alias="SMTP_CA_FILE")
+    mail_from: str = Field(default="Simbi <no-reply@simbi.example>", alias="MAIL_FROM")
+    # Signs the one-click unsubscribe links; the Simbi app verifies them with the same key.
+    unsubscribe_secret: SecretStr = Field(
+        default=SecretStr("simbi-dev-unsubscribe-secret"), alias="SIMBI_UNSUBSCRIBE_SECRET"
+    )
+
+    # SMS: var/outbox/sms.jsonl unless the Twilio account SID and auth token are set.
+    # TWILIO_API_URL replaces scheme and host of every Twilio request (tests, a proxy).
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(default=None, alias="TWILIO_FROM_NUMBER")
+    twilio_api_url: str | None = Field(default=None, alias="TWILIO_API_URL")
+
+    # Push: a device goes to its provider when that provider is configured, otherwise to
+    # var/outbox/push.jsonl. FCM: a service-account JSON file; OneSignal: app id and key.
+    fcm_service_account_file: Path | None = Field(default=None, alias="FCM_SERVICE_ACCOUNT_FILE")
+    onesignal_app_id: str | None = Field(default=None, alias="ONESIGNAL_APP_ID")
+    onesignal_api_key: SecretStr | None = Field(default=None, alias="ONESIGNAL_API_KEY")
+    onesignal_api_url: str = Field(default="https://api.onesignal.com", alias="ONESIGNAL_API_URL")
 
     # Uploads fetched by URL: only from these hosts, and no larger than this.
     upload_url_hosts: tuple[str, ...] = Field(default=(), alias="SIMBI_UPLOAD_URL_HOSTS")

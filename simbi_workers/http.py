@@ -16,6 +16,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from simbi_workers import stats
 from simbi_workers.catalog import Catalog
+from simbi_workers.errors import ConfigError
 
 log = logging.getLogger("simbi_workers.http")
 
@@ -74,7 +75,13 @@ class MonitorServer:
         self.health = health
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(connection, catalog))
-        self.server = ThreadingHTTPServer((host, port), self._handler())
+        try:
+            self.server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve HTTP on {host}:{port}: {exc.strerror}; pass --port (0 picks a "
+                "free one) or stop what uses it"
+            ) from None
         self.server.daemon_threads = True
 
     @property

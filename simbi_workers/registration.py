@@ -69,7 +69,8 @@ class Registration:
                 "job": job_id or "",
                 "children": ",".join(
                     f"{name}={'up' if up else 'down'}" for name, up in children.items()
-                ),
+                )
+                or "none",
             },
         )
         pipe.expire(keys.process(self.process_id), TTL_SECONDS)

@@ -111,7 +111,7 @@ class Supervisor:
                 "state": state,
                 "children": children,
             }
-            if state != "alive" or "down" in children:
+            if state != "alive" or children == "starting" or "down" in children:
                 body["ok"] = False
         return body
 
@@ -217,6 +217,7 @@ class Supervisor:
             self.monitor.stop()
         if self.local_redis is not None:
             self.local_redis.stop()
+        log.info("stopped")
 
     def _stop_workers(self) -> None:
         running = [h for h in self.workers if h.popen.poll() is None]

@@ -13,7 +13,7 @@ def test_workers_lists_the_catalogue_with_policies(worker_env):
 
     assert result.returncode == 0, result.stderr
     upload_line = next(line for line in result.stdout.splitlines() if "UploadImageWorker" in line)
-    for cell in ("python", "paperclip", "image_id, upload_id", "120s", "3"):
+    for cell in ("python", "paperclip", "image_id, upload_id", "timeout 120s", "concurrency 3"):
         assert cell in upload_line
 
 
