@@ -18,7 +18,7 @@ class UnknownHostCall(PermanentJobError):
 
 
 class Services:
-    NAMES = ("db", "redis", "storage", "slack", "mixpanel", "jobs")
+    NAMES = ("db", "redis", "storage", "slack", "mixpanel", "mail", "sms", "push", "jobs")
 
     def __init__(self, settings: Settings, connection: redis.Redis):
         self.settings = settings
@@ -53,6 +53,24 @@ class Services:
         from simbi_workers.services.mixpanel import Mixpanel
 
         return Mixpanel(self.settings)
+
+    @cached_property
+    def mail(self):
+        from simbi_workers.services.mail import Mail
+
+        return Mail(self.settings)
+
+    @cached_property
+    def sms(self):
+        from simbi_workers.services.sms import Sms
+
+        return Sms(self.settings)
+
+    @cached_property
+    def push(self):
+        from simbi_workers.services.push import Push
+
+        return Push(self.settings)
 
     @cached_property
     def jobs(self):

@@ -1,0 +1,486 @@
+"""The mail service through smtplib against a real SMTP server (aiosmtpd) on 127.0.0.1:
+plain, STARTTLS with AUTH, implicit TLS, and refusals; and its .eml outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import ssl
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from simbi_workers.config import Settings
+from simbi_workers.errors import PermanentJobError
+from simbi_workers.services import Services
+from simbi_workers.services.mail import Mail
+from simbi_workers.services.provider_errors import ProviderRejected, ProviderUnavailable
+from tests.conftest import free_port
+
+FIXED_NOW = dt.datetime(2026, 12, 3, 18, 0, 0, tzinfo=dt.UTC)
+USER = "mailer"
+PASSWORD = "s3cr3t:p@ss/w0rd"  # ':', '@' and '/' must survive percent-decoding
+SUBJECT = "Héllo 👋 Ada"
+TO_NAME = "Zoë O'Brien"
+TEXT = "Hi Zoë,\nyou have a new message on Simbi — 3 Simbi offered.\n"
+HTML = "<p>Hi Zoë,</p><p>you have a new message on Simbi — 3 Simbi offered.</p>"
+
+
+@pytest.fixture(autouse=True)
+def no_provider_settings_from_the_shell(monkeypatch):
+    """A developer's real provider settings must not turn these tests into real sends."""
+    for name in (
+        "SMTP_URL",
+        "SMTP_CA_FILE",
+        "MAIL_FROM",
+        "SIMBI_UNSUBSCRIBE_SECRET",
+        "SIMBI_APP_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+# An SMTP server that records what it receives
+
+
+@dataclass
+class Recorder:
+    """aiosmtpd handler: keeps each message, refuses recipients on request."""
+
+    refuse_rcpt: str | None = None  # e.g. "550 5.1.1 no such user"
+    received: list = field(default_factory=list)
+    logins: list = field(default_factory=list)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse_rcpt:
+            return self.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode() == USER and auth_data.password.decode() == PASSWORD
+        )
+        self.logins.append((mechanism, auth_data.login.decode(), ok))
+        # handled=False: aiosmtpd then answers 535 itself.
+        return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def smtp_server():
+    """Start a Controller with the given options; stops every one at the end."""
+    controllers = []
+
+    def start(recorder: Recorder, **options) -> int:
+        port = free_port()
+        controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
+        controller.start()
+        controllers.append(controller)
+        return port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@dataclass
+class Tls:
+    ca_file: Path
+    server_context: ssl.SSLContext
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory) -> Tls:
+    """A throwaway CA and a server certificate for 127.0.0.1 that it signed."""
+    directory = tmp_path_factory.mktemp("tls")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "simbi test CA")])
+    ca_cert = (
+        _certificate(ca_name, ca_name, ca_key.public_key(), ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (
+        _certificate(name, ca_name, key.public_key(), ca_key)
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    ca_file = directory / "ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file = directory / "server.pem"
+    cert_file.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file)
+    return Tls(ca_file=ca_file, server_context=context)
+
+
+def _certificate(subject, issuer, public_key, signing_key) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+
+
+# Helpers
+
+
+def mail_service(monkeypatch, smtp_url: str | None = None, **env: str) -> Mail:
+    if smtp_url:
+        monkeypatch.setenv("SMTP_URL", smtp_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Mail(Settings(), now=lambda: FIXED_NOW)
+
+
+def send_newsletter(mail: Mail, **overrides) -> dict[str, str]:
+    params = {
+        "to_email": "zoe@example.org",
+        "to_name": TO_NAME,
+        "subject": SUBJECT,
+        "text": TEXT,
+        "html": HTML,
+        "category": "messages",
+        "transactional": False,
+        "user_id": 42,
+    }
+    return mail.send(**{**params, **overrides})
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return message_from_bytes(raw, policy=default)
+
+
+def assert_well_formed(message: EmailMessage, *, unsubscribe_url: str | None) -> None:
+    """What every message we send must look like to a mail client."""
+    assert str(message["From"]) == "Simbi <no-reply@simbi.example>"
+    assert message["To"].addresses[0].display_name == TO_NAME
+    assert message["To"].addresses[0].addr_spec == "zoe@example.org"
+    assert str(message["Subject"]) == SUBJECT
+    assert message["Date"].datetime == FIXED_NOW
+    assert message["Message-ID"].startswith("<")
+    assert message["Message-ID"].endswith("@simbi.example>")
+
+    assert message.get_content_type() == "multipart/alternative"
+    plain, html = message.iter_parts()
+    assert (plain.get_content_type(), plain.get_content_charset()) == ("text/plain", "utf-8")
+    assert (html.get_content_type(), html.get_content_charset()) == ("text/html", "utf-8")
+    # MIME text is canonically CRLF-terminated; a mail client shows the same lines.
+    assert plain.get_content().splitlines() == TEXT.splitlines()
+    assert html.get_content().splitlines() == [HTML]
+
+    if unsubscribe_url is None:
+        assert "List-Unsubscribe" not in message
+        assert "List-Unsubscribe-Post" not in message
+    else:
+        # A long link is folded onto its own line (legal FWS), hence strip().
+        assert str(message["List-Unsubscribe"]).strip() == f"<{unsubscribe_url}>"
+        assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+
+
+def raw_headers(raw: bytes) -> bytes:
+    return raw.split(b"\r\n\r\n", 1)[0]
+
+
+# Unsubscribe links
+
+
+def test_the_unsubscribe_url_is_signed_deterministic_and_verifiable(settings, monkeypatch):
+    monkeypatch.setenv("SIMBI_APP_URL", "https://simbi.example/")
+    mail = mail_service(monkeypatch, SIMBI_UNSUBSCRIBE_SECRET="k1")
+
+    url = mail.unsubscribe_url(42, "messages")["url"]
+
+    assert url == mail.unsubscribe_url(42, "messages")["url"]
+    assert url.startswith("https://simbi.example/unsubscribe/NDI6bWVzc2FnZXM.")  # "42:messages"
+    token = url.rsplit("/", 1)[1]
+    assert len(token.split(".")[1]) == 22  # 16 bytes of HMAC, base64url without padding
+    assert mail.verify_unsubscribe_token(token) == ("42", "messages")
+    assert mail.unsubscribe_url(43, "messages")["url"] != url
+    assert mail.unsubscribe_url(42, "comments")["url"] != url
+
+
+def test_a_token_that_was_altered_or_signed_with_another_secret_does_not_verify(
+    settings, monkeypatch
+):
+    mail = mail_service(monkeypatch, SIMBI_UNSUBSCRIBE_SECRET="k1")
+    token = mail.unsubscribe_url(42, "messages")["url"].rsplit("/", 1)[1]
+    forged_payload = "NDM6bWVzc2FnZXM." + token.split(".")[1]  # "43:messages", old signature
+
+    other = mail_service(monkeypatch, SIMBI_UNSUBSCRIBE_SECRET="k2")
+
+    assert mail.verify_unsubscribe_token(forged_payload) is None
+    assert mail.verify_unsubscribe_token(token[:-1]) is None
+    assert mail.verify_unsubscribe_token("not a token") is None
+    assert other.verify_unsubscribe_token(token) is None
+
+
+@pytest.mark.parametrize(("user_id", "category"), [(True, "x"), ("4:2", "x"), (7, "a:b"), (7, "")])
+def test_unsubscribe_url_refuses_ids_that_would_make_the_token_ambiguous(
+    settings, user_id, category
+):
+    with pytest.raises(PermanentJobError, match="must be"):
+        Mail(settings).unsubscribe_url(user_id, category)
+
+
+# Plain SMTP
+
+
+def test_a_newsletter_goes_out_over_smtp_with_encoded_headers_and_unsubscribe_headers(
+    settings, monkeypatch, smtp_server
+):
+    recorder = Recorder()
+    port = smtp_server(recorder)
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{port}?starttls=false")
+
+    result = send_newsletter(mail)
+
+    assert result["delivered"] == "smtp"
+    [(mail_from, rcpt_tos, raw)] = recorder.received
+    assert (mail_from, rcpt_tos) == ("no-reply@simbi.example", ["zoe@example.org"])
+    message = parse(raw)
+    assert message["Message-ID"] == result["message_id"]
+    assert_well_formed(message, unsubscribe_url=mail.unsubscribe_url(42, "messages")["url"])
+
+    # On the wire the headers are 7-bit: the UTF-8 text is RFC 2047-encoded.
+    headers = raw_headers(raw)
+    assert headers.isascii()
+    assert b"=?utf-8?" in headers
+
+
+def test_a_transactional_message_has_no_unsubscribe_headers_and_needs_no_user(
+    settings, monkeypatch, smtp_server
+):
+    recorder = Recorder()
+    port = smtp_server(recorder)
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{port}?starttls=false")
+
+    send_newsletter(mail, transactional=True, user_id=None, category="account")
+
+    [(_, _, raw)] = recorder.received
+    assert_well_formed(parse(raw), unsubscribe_url=None)
+
+
+def test_a_refused_recipient_is_permanent(settings, monkeypatch, smtp_server):
+    port = smtp_server(Recorder(refuse_rcpt="550 5.1.1 <zoe@example.org>: no such user"))
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{port}?starttls=false")
+
+    with pytest.raises(ProviderRejected) as caught:
+        send_newsletter(mail)
+
+    assert caught.value.retryable is False
+    assert "550 5.1.1 <zoe@example.org>: no such user" in str(caught.value)
+
+
+def test_a_temporary_refusal_is_retryable(settings, monkeypatch, smtp_server):
+    port = smtp_server(Recorder(refuse_rcpt="451 4.7.1 greylisted, try again later"))
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{port}?starttls=false")
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        send_newsletter(mail)
+
+    assert caught.value.retryable is True
+    assert "451 4.7.1 greylisted" in str(caught.value)
+
+
+def test_an_unreachable_server_is_retryable_and_the_password_stays_secret(
+    settings, monkeypatch, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    url = f"smtp://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}"
+    mail = mail_service(monkeypatch, url)
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        send_newsletter(mail)
+
+    message = str(caught.value)
+    assert f"SMTP server 127.0.0.1:{url.rsplit(':', 1)[1]} failed: ConnectionRefusedError" in (
+        message
+    )
+    assert "s3cr3t" not in message
+    assert "s3cr3t" not in caplog.text
+
+
+# STARTTLS, AUTH and implicit TLS
+
+
+def test_starttls_and_login_with_a_percent_encoded_password(
+    settings, monkeypatch, smtp_server, tls
+):
+    recorder = Recorder()
+    port = smtp_server(
+        recorder,
+        tls_context=tls.server_context,
+        require_starttls=True,
+        authenticator=recorder.authenticate,
+        auth_required=True,
+    )
+    url = f"smtp://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}"
+    mail = mail_service(monkeypatch, url, SMTP_CA_FILE=str(tls.ca_file))
+
+    result = send_newsletter(mail)
+
+    assert result["delivered"] == "smtp"
+    assert [(login, ok) for _, login, ok in recorder.logins] == [(USER, True)]
+    [(_, _, raw)] = recorder.received
+    assert_well_formed(parse(raw), unsubscribe_url=mail.unsubscribe_url(42, "messages")["url"])
+
+
+def test_a_wrong_password_is_permanent_and_not_in_the_message(
+    settings, monkeypatch, smtp_server, tls, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    recorder = Recorder()
+    port = smtp_server(
+        recorder,
+        tls_context=tls.server_context,
+        require_starttls=True,
+        authenticator=recorder.authenticate,
+        auth_required=True,
+    )
+    url = f"smtp://{USER}:wr0ngS3cr3t@127.0.0.1:{port}"
+    mail = mail_service(monkeypatch, url, SMTP_CA_FILE=str(tls.ca_file))
+
+    with pytest.raises(ProviderRejected) as caught:
+        send_newsletter(mail)
+
+    assert "SMTPAuthenticationError: 535" in str(caught.value)
+    assert "wr0ngS3cr3t" not in str(caught.value)
+    assert "wr0ngS3cr3t" not in caplog.text
+    assert recorder.received == []
+
+
+def test_a_server_certificate_we_do_not_trust_is_refused(settings, monkeypatch, smtp_server, tls):
+    recorder = Recorder()
+    port = smtp_server(recorder, tls_context=tls.server_context, require_starttls=True)
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{port}")  # no SMTP_CA_FILE
+
+    with pytest.raises(ProviderUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        send_newsletter(mail)
+
+    assert recorder.received == []
+
+
+def test_without_starttls_on_the_server_nothing_is_sent_in_clear(
+    settings, monkeypatch, smtp_server
+):
+    recorder = Recorder()
+    port = smtp_server(recorder)
+    mail = mail_service(monkeypatch, f"smtp://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}")
+
+    with pytest.raises(ProviderRejected) as caught:
+        send_newsletter(mail)
+
+    assert "STARTTLS extension not supported by server" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+    assert recorder.received == []
+
+
+def test_smtps_uses_implicit_tls(settings, monkeypatch, smtp_server, tls):
+    recorder = Recorder()
+    port = smtp_server(recorder, ssl_context=tls.server_context)
+    mail = mail_service(monkeypatch, f"smtps://127.0.0.1:{port}", SMTP_CA_FILE=str(tls.ca_file))
+
+    assert send_newsletter(mail)["delivered"] == "smtp"
+    assert len(recorder.received) == 1
+
+
+# The outbox
+
+
+def test_without_smtp_the_message_is_an_eml_file_in_the_outbox(settings):
+    mail = Mail(settings, now=lambda: FIXED_NOW)
+
+    result = send_newsletter(mail)
+
+    assert result["delivered"] == "outbox"
+    [path] = (settings.var_dir / "outbox" / "mail").iterdir()
+    local_part = result["message_id"].strip("<>").split("@")[0]
+    assert path.name == f"20261203T180000.000000Z-{local_part}.eml"
+    raw = path.read_bytes()
+    message = parse(raw)
+    assert message["Message-ID"] == result["message_id"]
+    assert_well_formed(message, unsubscribe_url=mail.unsubscribe_url(42, "messages")["url"])
+    assert raw_headers(raw).isascii()
+
+
+def test_a_child_reaches_send_and_unsubscribe_url_through_host_calls(settings, redis_conn):
+    services = Services(settings, redis_conn)
+    params = {
+        "to_email": "ana@example.org",
+        "to_name": "Ana",
+        "subject": "Hi",
+        "text": "Hello",
+        "html": None,
+        "category": "intro",
+        "transactional": True,
+        "user_id": 7,
+    }
+
+    sent = services.call("mail", "send", params)
+    link = services.call("mail", "unsubscribe_url", {"user_id": 7, "category": "intro"})
+
+    assert sent["delivered"] == "outbox"
+    assert link["url"].startswith("http://localhost:3000/unsubscribe/")
+    [path] = (settings.var_dir / "outbox" / "mail").iterdir()
+    message = parse(path.read_bytes())
+    assert message.get_content_type() == "text/plain"
+    assert message.get_content().splitlines() == ["Hello"]
+
+
+# Input checks
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"to_email": "zoe@example.org\r\nBcc: all@example.org"}, "to_email"),
+        ({"to_email": "zoe@@example.org"}, "to_email"),
+        ({"to_email": "zoe.example.org"}, "to_email"),
+        ({"to_email": "Zoë <zoe@example.org>"}, "to_email"),
+        ({"to_name": "Zoë\r\nBcc: all@example.org"}, "to_name may not contain CR or LF"),
+        ({"subject": "Hi\nBcc: all@example.org"}, "subject may not contain CR or LF"),
+        ({"subject": ""}, "subject must be a non-empty string"),
+        ({"text": ""}, "text must be a non-empty string"),
+        ({"transactional": "no"}, "transactional must be true or false"),
+        ({"user_id": None}, "user_id is required when transactional is false"),
+    ],
+)
+def test_bad_input_is_permanent_and_nothing_is_written(settings, overrides, expected):
+    with pytest.raises(PermanentJobError, match=expected):
+        send_newsletter(Mail(settings), **overrides)
+
+    assert not (settings.var_dir / "outbox" / "mail").exists()

@@ -1,0 +1,46 @@
+# frozen_string_literal: true
+
+require_relative "notification_worker"
+
+# NotifyNewFollowerWorker(follow_id): pushes to the person followed, category followers
+# (shared/WORKERS.md). The queue's unique lock covers the same follow_id; the Redis key
+# per pair also covers an unfollow and follow again (a new follow_id) within the day.
+class NotifyNewFollowerWorker < NotificationWorker
+  FOLLOW_SQL = "SELECT id, follower_id, followed_id FROM follows WHERE id = :id"
+  DEDUPE_SECONDS = 86_400
+
+  def perform(follow_id)
+    require_id!("follow_id", follow_id)
+    follow = host.call("db", "query", { sql: FOLLOW_SQL, params: { id: follow_id } })["rows"].first
+    skip!("follow #{follow_id} does not exist") if follow.nil?
+
+    follower_id, followed_id = follow.values_at("follower_id", "followed_id")
+    follower = Notify.load_user(host, follower_id)
+    skip!("the follower, user #{follower_id}, is gone") if Notify.deleted?(follower)
+
+    outcome = push_once(follow_id, follower, followed_id)
+    skip!(outcome["reason"]) if outcome["status"] == "skipped"
+
+    outcome.except("status")
+  end
+
+  private
+
+  def push_once(follow_id, follower, followed_id)
+    key = "follow:notified:#{follower['id']}:#{followed_id}"
+    unless claim_once(key, DEDUPE_SECONDS)
+      return skipped(followed_id, "user #{followed_id} was told about follower " \
+                                  "#{follower['id']} within the last day")
+    end
+
+    begin
+      push_to(followed_id, Notify.load_user(host, followed_id), "followers",
+              "#{follower['first_name']} started following you on Simbi",
+              { "follow_id" => follow_id.to_s, "follower_id" => follower["id"].to_s })
+    rescue StandardError
+      # Nothing went out: free the pair so that the retry can push.
+      release_quietly(key)
+      raise
+    end
+  end
+end
