@@ -6,6 +6,7 @@ the key, so an operator can fix it without reading code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from simbi_workers.errors import ConfigError
 
 RUNTIMES = ("python", "ruby", "node")
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_QUEUES_FILE = Path(__file__).resolve().parent.parent / "queues.yaml"
 
 
@@ -111,6 +113,12 @@ def load(path: str | Path = DEFAULT_QUEUES_FILE) -> Catalog:
     raw = _read_yaml(path)
     model = _validate(path, raw)
 
+    for name in model.queues:
+        if not QUEUE_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{path}: queue {name!r}: use letters, digits, '_' and '-' only (no commas, "
+                "colons or spaces: queue names are joined into lists and Redis keys)"
+            )
     queues = sorted(
         (QueueSpec(name, spec.priority) for name, spec in model.queues.items()),
         key=lambda queue: -queue.priority,
@@ -133,6 +141,8 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the queues file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     loader = _UniqueKeyLoader(text)
     loader.name = str(path)
     try:
@@ -170,7 +180,7 @@ def _worker_spec(path: Path, name: str, spec: _WorkerModel, queues: dict) -> Wor
         raise ConfigError(
             f"{path}: worker {name}, key 'queue': unknown queue {spec.queue!r} (known: {known})"
         )
-    if spec.cron is not None and not croniter.is_valid(spec.cron):
+    if spec.cron is not None and (len(spec.cron.split()) != 5 or not croniter.is_valid(spec.cron)):
         raise ConfigError(
             f"{path}: worker {name}, key 'cron': {spec.cron!r} is not a five-field cron expression"
         )

@@ -9,6 +9,7 @@ import sys
 from datetime import datetime
 
 import click
+import redis
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +17,7 @@ from simbi_workers import catalog as catalog_module
 from simbi_workers.config import settings as load_settings
 from simbi_workers.errors import SimbiError
 from simbi_workers.logs import setup_logging
+from simbi_workers.redis_connection import describe
 
 # Piped output (grep, a log file) gets wide lines instead of cells cut to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -32,6 +34,10 @@ class SimbiGroup(click.Group):
         except SimbiError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except redis.RedisError as exc:
+            where = describe(load_settings())
+            click.echo(f"error: Redis at {where} did not answer: {exc}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=SimbiGroup)
@@ -43,7 +49,14 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
+@click.option(
+    "--processes",
+    "-p",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes.",
+)
 @click.option("--queues", "-q", default=None, help="Comma-separated queues (default: all).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
@@ -177,6 +190,10 @@ def demo(job_count, processes) -> None:
 def _json_argument(index: int, text: str):
     try:
         return json.loads(text)
+    except RecursionError:
+        raise click.BadParameter(
+            f"argument {index + 1} is nested too deeply", param_hint="ARGS"
+        ) from None
     except ValueError as exc:
         raise click.BadParameter(
             f"argument {index + 1} ({text!r}) is not JSON: {exc}. Strings need JSON quotes, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from simbi_workers.config import settings as default_settings
 from simbi_workers.errors import JobInputError
 
 BULK_CHUNK = 1000
+MAX_DELAY_SECONDS = 10 * 365 * 86_400
 WAKEUP_TOKENS_MAX = 256
 
 
@@ -50,8 +52,11 @@ class Client:
 
     def perform_in(self, delay: float | timedelta, worker: str, *args: Any) -> str:
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if seconds < 0:
-            raise JobInputError(f"perform_in: the delay must not be negative, got {seconds} s")
+        if not 0 <= seconds <= MAX_DELAY_SECONDS:
+            raise JobInputError(
+                f"perform_in: the delay must be from 0 to {MAX_DELAY_SECONDS:,} s "
+                f"(ten years), got {seconds} s"
+            )
         run_at = datetime.now(UTC).timestamp() + seconds
         return self._enqueue(worker, [list(args)], run_at=run_at)[0]
 
@@ -124,8 +129,11 @@ def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int | 
         raise JobInputError(
             f"{spec.name} takes {spec.arity} argument(s) ({names}), got {len(args)}"
         )
-    for index, arg in enumerate(args):
-        wire.check_json_native(arg, f"args[{index}]")
+    try:
+        for index, arg in enumerate(args):
+            wire.check_json_native(arg, f"args[{index}]")
+    except RecursionError:
+        raise JobInputError(f"{spec.name}: the arguments are nested too deeply") from None
 
     if max_payload_bytes is None:
         return
@@ -143,7 +151,7 @@ def _epoch(when: datetime | float | int) -> float:
         if when.tzinfo is None:
             raise JobInputError("perform_at: give a timezone-aware datetime (or a Unix time)")
         return when.timestamp()
-    if isinstance(when, (int, float)) and not isinstance(when, bool):
+    if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
         return float(when)
     raise JobInputError(f"perform_at: expected a datetime or Unix time, got {when!r}")
 

@@ -6,13 +6,17 @@ none of them is ever handed to a child process (see runtimes/child.py).
 
 from __future__ import annotations
 
+import logging
+import re
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from simbi_workers.catalog import DEFAULT_QUEUES_FILE
+from simbi_workers.errors import ConfigError
 
 # The channels SlackNotifierWorker posts to; each may have a webhook in SLACK_WEBHOOKS.
 DEFAULT_SLACK_CHANNELS = (
@@ -89,6 +93,20 @@ class Settings(BaseSettings):
     ruby_bin: str = Field(default="ruby", alias="SIMBI_RUBY")
     node_bin: str = Field(default="node", alias="SIMBI_NODE")
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if not isinstance(logging.getLevelName(value.upper()), int):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return value
+
     @property
     def database_url_or_default(self) -> str:
         if self.database_url:
@@ -102,4 +120,27 @@ class Settings(BaseSettings):
 
 @cache
 def settings() -> Settings:
-    return Settings()
+    return load()
+
+
+def load() -> Settings:
+    """Settings from the environment; a bad value is a ConfigError naming the variable and
+    what it must be, never echoing the value (it may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        raise ConfigError(f"environment variable {_variable(field)}: {error['msg']}") from None
+    except SettingsError as exc:
+        match = re.search(r'field "(\w+)"', str(exc))
+        variable = _variable(match.group(1)) if match else "?"
+        raise ConfigError(
+            f"environment variable {variable}: not valid JSON for this setting (lists and "
+            'objects are JSON, e.g. ["a", "b"] or {"channel": "https://…"})'
+        ) from None
+
+
+def _variable(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    return (info.alias if info and info.alias else field).upper()

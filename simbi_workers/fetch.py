@@ -43,7 +43,7 @@ class Fetcher:
 
     def fetch(self) -> Fetched | None:
         reply = self._fetch(
-            keys=[self.processing_key],
+            keys=[self.processing_key, keys.WAKEUP],
             args=[
                 time.time(),
                 wire.utc_now_text(),

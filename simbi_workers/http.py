@@ -116,6 +116,14 @@ class MonitorServer:
                         )
                 except redis.RedisError as exc:
                     self._json(503, {"ok": False, "error": f"Redis: {exc}"})
+                except Exception as exc:
+                    log.exception("GET %s failed", route)
+                    self._json(500, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+            def do_HEAD(self):
+                # Load balancers probe with HEAD: the status of GET, without the body.
+                self.head_only = True
+                self.do_GET()
 
             def _json(self, status: int, body: dict) -> None:
                 self._send(status, "application/json", json.dumps(body, indent=1).encode())
@@ -125,7 +133,8 @@ class MonitorServer:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if not getattr(self, "head_only", False):
+                    self.wfile.write(data)
 
             def log_message(self, format, *args):
                 log.debug("%s " + format, self.client_address[0], *args)

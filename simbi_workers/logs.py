@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import threading
 
 from simbi_workers.config import Settings
 
@@ -35,6 +36,19 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # Uncaught errors go through the same handler, so JSON logs stay one object per line.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value, args.exc_traceback
+    )
     # Libraries' request logs would print a line per Redis or HTTP call.
     for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _log_uncaught(exc_type, exc_value, traceback) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        return
+    logging.getLogger("simbi_workers").critical(
+        "uncaught %s", exc_type.__name__, exc_info=(exc_type, exc_value, traceback)
+    )

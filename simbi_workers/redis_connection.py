@@ -6,6 +6,7 @@ to start a second Redis (DESIGN.md, Command line).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -36,15 +37,18 @@ def connect(settings: Settings) -> redis.Redis:
             f"REDIS_URL is not set and no local Redis is running at {local_socket(settings)}: "
             "run `simbi-workers start` (it starts one), or set REDIS_URL"
         )
-    return redis.Redis.from_url(redis_url(settings), health_check_interval=30)
+    try:
+        return redis.Redis.from_url(redis_url(settings), health_check_interval=30)
+    except ValueError as exc:
+        raise InfrastructureError(f"REDIS_URL is not a Redis URL: {exc}") from None
 
 
 def describe(settings: Settings) -> str:
     """The Redis location without any password, for logs and /health."""
     if not settings.redis_url:
         return str(local_socket(settings))
-    url = settings.redis_url
-    if "@" in url:
+    url = settings.redis_url.split("?", 1)[0]  # the query may carry password=…
+    if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         url = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     return url
@@ -58,15 +62,22 @@ class LocalRedis:
         self.dir = (settings.var_dir / "redis").resolve()
         self.socket = local_socket(settings)
         self.process: subprocess.Popen | None = None
+        self.adopted = False
 
     def start(self) -> None:
         binary = _redis_server_binary()
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.socket.exists() and _answers(self.socket):
-            raise InfrastructureError(
-                f"a Redis is already running at {self.socket}: another `simbi-workers start` "
-                "uses this var/ directory; stop it or set REDIS_URL to share its Redis"
-            )
+            if _has_live_processes(self.socket):
+                raise InfrastructureError(
+                    f"a Redis is already running at {self.socket} and worker processes use "
+                    "it: another `simbi-workers start` runs on this var/ directory. Stop it, "
+                    f"or share its Redis with REDIS_URL=unix://{self.socket} and another --port"
+                )
+            # A start that was killed left its Redis behind: use it, and stop it at the end.
+            log.warning("reusing the local Redis a stopped start left running at %s", self.socket)
+            self.adopted = True
+            return
         self.socket.unlink(missing_ok=True)
 
         args = [
@@ -93,6 +104,10 @@ class LocalRedis:
         )
 
     def stop(self) -> None:
+        if self.adopted:
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis(unix_socket_path=str(self.socket)).shutdown()
+            return
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
@@ -129,6 +144,13 @@ def _redis_server_binary() -> str:
     raise InfrastructureError(
         "no redis-server: install it (`apt-get install redis-server`) or set REDIS_URL"
     )
+
+
+def _has_live_processes(socket: Path) -> bool:
+    from simbi_workers import keys
+
+    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
+    return any(client.exists(keys.process(pid.decode())) for pid in client.smembers(keys.PROCESSES))
 
 
 def _answers(socket: Path) -> bool:

@@ -23,6 +23,17 @@ class Registration:
         self.rq_name = f"simbi.{self.hostname}.{os.getpid()}.{process_id[:8]}"
 
     def register(self) -> None:
+        self.started = time.time()
+        self.birth = wire.utc_now_text()
+        self._write(None, "starting")
+
+    def heartbeat(self, job_id: str | None, children: dict[str, bool]) -> None:
+        states = ",".join(f"{name}={'up' if up else 'down'}" for name, up in children.items())
+        self._write(job_id, states or "none")
+
+    def _write(self, job_id: str | None, children: str) -> None:
+        """Every field, every time: a hash that expired while Redis was away or this process
+        was stopped comes back whole at the next beat."""
         now = wire.utc_now_text()
         pipe = self.connection.pipeline(transaction=True)
         pipe.hset(
@@ -30,11 +41,11 @@ class Registration:
             mapping={
                 "host": self.hostname,
                 "pid": os.getpid(),
-                "started": time.time(),
+                "started": self.started,
                 "heartbeat": time.time(),
                 "queues": ",".join(self.queues),
-                "job": "",
-                "children": "",
+                "job": job_id or "",
+                "children": children,
             },
         )
         pipe.expire(keys.process(self.process_id), TTL_SECONDS)
@@ -42,50 +53,24 @@ class Registration:
         pipe.hset(
             keys.rq_worker(self.rq_name),
             mapping={
-                "birth": now,
+                "birth": self.birth,
                 "last_heartbeat": now,
                 "queues": ",".join(self.queues),
                 "pid": os.getpid(),
                 "hostname": self.hostname,
-                "state": "idle",
+                "state": "busy" if job_id else "idle",
                 "version": "simbi-workers",
                 "python_version": "",
-                "current_job": "",
+                "current_job": job_id or "",
             },
         )
         pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
         pipe.sadd(keys.RQ_WORKERS, keys.rq_worker(self.rq_name))
         for queue in self.queues:
             pipe.sadd(keys.rq_queue_workers(queue), keys.rq_worker(self.rq_name))
-        pipe.execute()
-
-    def heartbeat(self, job_id: str | None, children: dict[str, bool]) -> None:
-        state = "busy" if job_id else "idle"
-        pipe = self.connection.pipeline(transaction=False)
-        pipe.hset(
-            keys.process(self.process_id),
-            mapping={
-                "heartbeat": time.time(),
-                "job": job_id or "",
-                "children": ",".join(
-                    f"{name}={'up' if up else 'down'}" for name, up in children.items()
-                )
-                or "none",
-            },
-        )
-        pipe.expire(keys.process(self.process_id), TTL_SECONDS)
-        pipe.hset(
-            keys.rq_worker(self.rq_name),
-            mapping={
-                "last_heartbeat": wire.utc_now_text(),
-                "state": state,
-                "current_job": job_id or "",
-            },
-        )
-        pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
         if job_id:
             # RQ's tools read a job's liveness from here.
-            pipe.hset(keys.job(job_id), "last_heartbeat", wire.utc_now_text())
+            pipe.hset(keys.job(job_id), "last_heartbeat", now)
         pipe.execute()
 
     def deregister(self) -> None:

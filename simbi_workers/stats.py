@@ -87,14 +87,14 @@ def _processes(process_ids: list[str], raws: list[dict]) -> dict[str, list[dict[
     for process_id, raw in zip(process_ids, raws, strict=True):
         if not raw:
             continue  # expired: the process died without deregistering
-        entry = {key.decode(): value.decode() for key, value in raw.items()}
-        by_host.setdefault(entry["host"], []).append(
+        entry = {key.decode(): value.decode("utf-8", "replace") for key, value in raw.items()}
+        by_host.setdefault(entry.get("host", "unknown"), []).append(
             {
                 "id": process_id,
-                "pid": int(entry["pid"]),
+                "pid": _number(entry.get("pid"), int),
                 "job": entry.get("job") or None,
                 "children": entry.get("children", ""),
-                "heartbeat_age_seconds": round(now - float(entry["heartbeat"]), 1),
+                "heartbeat_age_seconds": round(now - _number(entry.get("heartbeat"), float), 1),
             }
         )
     return by_host
@@ -109,3 +109,11 @@ def _totals(queues: dict[str, dict], workers: dict[str, dict]) -> dict[str, int]
         "processed": sum(worker["processed"] for worker in workers.values()),
         "failed": sum(worker["failed"] for worker in workers.values()),
     }
+
+
+def _number(text: str | None, kind):
+    # A hash written in part (an old version, a hand edit) must not break /stats.
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        return kind(0)

@@ -22,11 +22,12 @@ from typing import Any
 
 import redis
 
-from simbi_workers import keys, lua
+from simbi_workers import keys
 from simbi_workers.catalog import Catalog
 from simbi_workers.config import Settings
 from simbi_workers.errors import ConfigError
 from simbi_workers.http import MonitorServer
+from simbi_workers.recovery import Recovery
 from simbi_workers.redis_connection import LocalRedis, connect, describe
 from simbi_workers.runtimes.child import describe_exit
 from simbi_workers.runtimes.manager import Runtimes
@@ -35,6 +36,9 @@ from simbi_workers.services import Services
 from simbi_workers.worker import EXIT_CONFIG_ERROR
 
 POLL_SECONDS = 0.5
+QUICK_DEATH_SECONDS = 10
+MAX_RESPAWN_DELAY_SECONDS = 30
+STALE_HEARTBEAT_SECONDS = 15
 ABANDON_GRACE_SECONDS = 5
 
 log = logging.getLogger("simbi_workers.supervisor")
@@ -54,8 +58,7 @@ class Options:
 class WorkerHandle:
     process_id: str
     popen: subprocess.Popen
-    restarts: int = 0
-    exit_reported: bool = field(default=False)
+    started: float = field(default_factory=time.monotonic)
 
 
 class Supervisor:
@@ -69,12 +72,14 @@ class Supervisor:
         self.workers: list[WorkerHandle] = []
         self.connection: redis.Redis | None = None
         self.monitor: MonitorServer | None = None
-        self.unrecovered: set[str] = set()
+        self.recovery: Recovery | None = None
+        self.quick_deaths = 0
 
     def run(self) -> int:
         try:
             self._start_redis()
             self._preflight()
+            self.recovery = Recovery(self.connection)
             self._start_monitor()
             scheduler = Scheduler(self.connection, self.catalog.queue_names())
             threading.Thread(
@@ -105,12 +110,11 @@ class Supervisor:
             body.update(ok=False, redis=f"unreachable: {exc}")
         for handle in self.workers:
             state = "alive" if handle.popen.poll() is None else "dead"
-            children = self._children_state(handle.process_id)
-            body["processes"][handle.process_id] = {
-                "pid": handle.popen.pid,
-                "state": state,
-                "children": children,
-            }
+            children, age = self._process_state(handle.process_id)
+            entry = {"pid": handle.popen.pid, "state": state, "children": children}
+            if age is not None and age > STALE_HEARTBEAT_SECONDS:
+                entry["state"] = state = f"no heartbeat for {age:.0f} s"
+            body["processes"][handle.process_id] = entry
             if state != "alive" or children == "starting" or "down" in children:
                 body["ok"] = False
         return body
@@ -135,7 +139,16 @@ class Supervisor:
         log.info("Redis at %s", describe(self.settings))
 
     def _preflight(self) -> None:
-        """Refuse to start when a runtime does not serve exactly its catalogue workers."""
+        """Refuse to start on a database URL that cannot work, or when a runtime does not
+        serve exactly its catalogue workers."""
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        from simbi_workers.services.db import Database
+
+        try:
+            Database(self.settings.database_url_or_default)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise ConfigError(f"DATABASE_URL is not usable: {exc}") from None
         runtimes = Runtimes(self.settings, self.catalog, Services(self.settings, self.connection))
         runtimes.start()
         runtimes.stop()
@@ -164,15 +177,13 @@ class Supervisor:
         while not self.stopping.wait(POLL_SECONDS):
             for index, handle in enumerate(self.workers):
                 code = handle.popen.poll()
-                if code is None:
-                    continue
-                if self.options.burst and code == 0:
+                if code is None or (self.options.burst and code == 0):
                     continue
                 if code == EXIT_CONFIG_ERROR:
                     raise ConfigError("a worker process refused its configuration (see above)")
                 self.workers[index] = self._replace(handle, code)
-            if self.unrecovered:
-                self._recover_dead()
+            self.recovery.retry_pending()
+            self.recovery.scan_orphans()
             if self.options.burst and all(h.popen.poll() is not None for h in self.workers):
                 log.info("burst: the queues are empty, exiting")
                 return
@@ -181,34 +192,25 @@ class Supervisor:
         log.warning(
             "worker process %s %s; starting a new one", handle.popen.pid, describe_exit(code)
         )
-        self.unrecovered.add(handle.process_id)
-        self._recover_dead()
+        self.recovery.reclaim(handle.process_id)
+        if time.monotonic() - handle.started < QUICK_DEATH_SECONDS:
+            # Dying right after start (Redis away, a broken install): back off, don't spin.
+            self.quick_deaths += 1
+            delay = min(2**self.quick_deaths, MAX_RESPAWN_DELAY_SECONDS)
+            log.warning(
+                "worker processes keep dying within %d s of starting; next start in %d s",
+                QUICK_DEATH_SECONDS,
+                delay,
+            )
+            self.stopping.wait(delay)
+        else:
+            self.quick_deaths = 0
         return self._spawn(uuid.uuid4().hex)
 
-    def _recover_dead(self) -> None:
-        """Put back the jobs of dead processes; what Redis refuses now is tried next poll."""
-        for process_id in sorted(self.unrecovered):
-            try:
-                moved = self._recover(process_id)
-            except redis.RedisError as exc:
-                log.warning("cannot put back the jobs of process %s yet: %s", process_id, exc)
-                return
-            self.unrecovered.discard(process_id)
-            if moved:
-                log.warning(
-                    "put back %d job(s) of process %s: %s", len(moved), process_id, ", ".join(moved)
-                )
-
-    def _recover(self, process_id: str) -> list[str]:
-        requeue = lua.script(self.connection, "requeue")
-        moved = requeue(keys=[keys.processing(process_id), keys.WAKEUP], args=[f":{process_id}"])
-        self.connection.delete(keys.process(process_id))
-        self.connection.srem(keys.PROCESSES, process_id)
-        return [job_id.decode() for job_id in moved]
-
-    def _children_state(self, process_id: str) -> str:
-        raw = self.connection.hget(keys.process(process_id), "children")
-        return raw.decode() if raw else "starting"
+    def _process_state(self, process_id: str) -> tuple[str, float | None]:
+        children, beat = self.connection.hmget(keys.process(process_id), "children", "heartbeat")
+        age = time.time() - float(beat) if beat else None
+        return (children.decode() if children else "starting"), age
 
     def _shutdown(self) -> None:
         self.stopping.set()
@@ -239,8 +241,8 @@ class Supervisor:
             if handle.popen.poll() is None:
                 handle.popen.kill()
                 handle.popen.wait()
-            if self.connection is not None:
-                self._recover(handle.process_id)
+            if self.recovery is not None:
+                self.recovery.reclaim(handle.process_id)
 
     @staticmethod
     def _wait(handles: list[WorkerHandle], seconds: float) -> None:

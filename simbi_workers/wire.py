@@ -51,7 +51,17 @@ def utc_now_text() -> str:
 
 def check_json_native(value: Any, path: str) -> None:
     """Refuse anything JSON would change or reject, naming the path of the offending value."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            raise JobInputError(
+                f"{path} contains a lone surrogate (U+{ord(bad):04X}) at character {exc.start}: "
+                "not valid Unicode text"
+            ) from None
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -98,14 +108,16 @@ def encode(job: Job, *, status: str, result_ttl: int, failure_ttl: int) -> dict[
     return fields
 
 
-def decode(job_id: str, fields: dict[bytes, bytes]) -> Job:
-    """Decode a job hash fetched from Redis; BrokenJobError says what is wrong with it."""
+def decode(job_id: str, fields: dict[bytes, bytes], queue: str) -> Job:
+    """Decode a job hash taken from `queue`; BrokenJobError says what is wrong with it."""
     if not fields:
         raise BrokenJobError(f"job {job_id}: its hash is missing from Redis (expired or deleted)")
+    if b"data" not in fields:
+        raise BrokenJobError(f"job {job_id}: its hash has no 'data' field")
     try:
         payload = json.loads(zlib.decompress(fields[b"data"]).decode("utf-8"))
         func, _instance, args, kwargs = payload
-    except (KeyError, zlib.error, UnicodeDecodeError, ValueError, TypeError) as exc:
+    except (zlib.error, UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
         raise BrokenJobError(f"job {job_id}: its payload is not RQ JSON data ({exc})") from None
 
     if not isinstance(func, str) or not func.startswith(FUNC_PREFIX):
@@ -117,11 +129,26 @@ def decode(job_id: str, fields: dict[bytes, bytes]) -> Job:
         id=job_id,
         worker=func.removeprefix(FUNC_PREFIX),
         args=args,
-        queue=fields.get(b"origin", b"default").decode(),
-        attempt=int(fields.get(b"simbi_attempt", 0)),
-        timeout_seconds=int(fields.get(b"timeout", 60)),
-        enqueued_at=(fields.get(b"enqueued_at") or b"").decode() or None,
+        queue=queue,
+        attempt=_int_field(job_id, fields, b"simbi_attempt", 0),
+        timeout_seconds=_int_field(job_id, fields, b"timeout", 60),
+        enqueued_at=fields.get(b"enqueued_at", b"").decode("utf-8", "replace") or None,
     )
+
+
+def _int_field(job_id: str, fields: dict[bytes, bytes], name: bytes, default: int) -> int:
+    raw = fields.get(name)
+    if raw is None or raw == b"":
+        return default
+    try:
+        value = int(float(raw))
+    except (ValueError, OverflowError):
+        raise BrokenJobError(
+            f"job {job_id}: field {name.decode()} is {raw!r}, not a number"
+        ) from None
+    if value < 0:
+        raise BrokenJobError(f"job {job_id}: field {name.decode()} is negative ({value})")
+    return value
 
 
 def _short(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ import redis
 
 from simbi_workers import catalog as catalog_module
 from simbi_workers import retry, wire
-from simbi_workers.catalog import Catalog
+from simbi_workers.catalog import Catalog, WorkerSpec
 from simbi_workers.client import check_arguments
 from simbi_workers.config import Settings
 from simbi_workers.config import settings as load_settings
@@ -32,6 +33,7 @@ from simbi_workers.runtimes.outcome import Failure, Outcome
 from simbi_workers.services import Services
 
 HEARTBEAT_SECONDS = 5
+REDIS_DOWN = object()  # what _redis_step returns when Redis did not answer
 MAX_BACKOFF_SECONDS = 5
 EXIT_CONFIG_ERROR = 78  # EX_CONFIG: the supervisor does not restart a misconfigured process
 
@@ -60,84 +62,131 @@ class WorkerProcess:
         self.runtimes = Runtimes(settings, catalog, self.services)
         self.stopping = threading.Event()
         self.current: Unit | None = None
+        self.parent_pid = os.getppid()
+        self._backoff = 0.0
 
     def run(self, burst: bool = False) -> None:
         self.runtimes.start()
-        self.registration.register()
-        self.registration.heartbeat(None, self.runtimes.alive())
+        while self._redis_step(self.registration.register) is REDIS_DOWN:
+            if self.stopping.is_set():
+                return
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
         try:
             self._loop(burst)
         finally:
             self.stopping.set()
             self.runtimes.stop()
-            self.registration.deregister()
+            self._deregister()
 
     def _loop(self, burst: bool) -> None:
-        backoff = 0.0
         while not self.stopping.is_set():
-            try:
-                fetched = self.fetcher.fetch()
-                if backoff:
-                    log.warning("Redis is back; fetching again")
-                    backoff = 0.0
-                if fetched is None:
-                    if burst:
-                        break
-                    self.fetcher.wait_for_work()
-                    continue
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # Nothing was taken: the job, if any, is still in its queue. Wait and retry.
-                if not backoff:
-                    log.critical("lost Redis: %s; retrying with backoff", exc)
-                backoff = min(max(backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
-                self.stopping.wait(backoff)
+            fetched = self._redis_step(self.fetcher.fetch)
+            if fetched is REDIS_DOWN:
+                continue
+            if fetched is None:
+                if burst:
+                    break
+                self.runtimes.revive()
+                self._redis_step(self.fetcher.wait_for_work)
                 continue
             self.process(fetched)
+
+    def _redis_step(self, step):
+        """Run one Redis step; while Redis is away, back off and say so once, not per try."""
+        try:
+            value = step()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not self._backoff:
+                log.critical("lost Redis: %s; retrying with backoff", exc)
+            self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
+            self.stopping.wait(self._backoff)
+            return REDIS_DOWN
+        if self._backoff:
+            log.warning("Redis is back")
+            self._backoff = 0.0
+        return value
 
     def process(self, fetched: Fetched) -> None:
         unit = self.fetcher.unit(fetched)
         try:
-            job = wire.decode(fetched.job_id, fetched.fields)
-            spec = self.catalog.worker(job.worker)
-            check_arguments(spec, job.args, max_payload_bytes=None)
+            job, spec = self._decode(fetched)
         except SimbiError as exc:
             # A broken or unknown job fails alone, straight to the dead set; we keep going.
             log.warning("dead job=%s queue=%s: %s", fetched.job_id, fetched.queue, exc)
-            worker = (fetched.fields.get(b"simbi_worker") or b"unknown").decode()
-            unit.bury(
-                worker, f"{type(exc).__name__}: {exc}", 1, 0, self.settings.failure_ttl_seconds
-            )
+            worker = fetched.fields.get(b"simbi_worker", b"unknown").decode("utf-8", "replace")
+            error = f"{type(exc).__name__}: {exc}"
+            failure_ttl = self.settings.failure_ttl_seconds
+            self._acknowledge(unit, lambda: unit.bury(worker, error, 1, 0, failure_ttl))
             return
 
         self.current = unit
         try:
-            self._perform(unit, job, spec)
+            outcome, elapsed_ms = self._perform(job, spec)
         except Abandon:
             # Shutdown timeout: the job goes back to the front of its queue, uncounted.
+            # If Redis refuses, it stays in the processing list for the supervisor.
             log.warning("put back job=%s worker=%s: shutdown timeout", job.id, job.worker)
-            self.runtimes.kill_children()
-            unit.put_back()
-            raise
-        finally:
             self.current = None
+            self.runtimes.kill_children()
+            self._redis_step(unit.put_back)
+            raise
+        self._record(unit, job, spec, outcome, elapsed_ms)
 
-    def _perform(self, unit: Unit, job: wire.Job, spec) -> None:
-        attempt = job.attempt + 1
+    def _decode(self, fetched: Fetched) -> tuple[wire.Job, WorkerSpec]:
+        job = wire.decode(fetched.job_id, fetched.fields, fetched.queue)
+        spec = self.catalog.worker(job.worker)
+        check_arguments(spec, job.args, max_payload_bytes=None)
+        return job, spec
+
+    def _perform(self, job: wire.Job, spec: WorkerSpec) -> tuple[Outcome, float]:
         log.info(
-            "start worker=%s queue=%s job=%s attempt=%d", job.worker, job.queue, job.id, attempt
+            "start worker=%s queue=%s job=%s attempt=%d",
+            job.worker,
+            job.queue,
+            job.id,
+            job.attempt + 1,
         )
         started = time.perf_counter()
-        outcome = self.runtimes.run(job, spec)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        try:
+            outcome = self.runtimes.run(job, spec)
+        except Exception as exc:
+            # Our bug, not the job's: fail this job for good rather than crash the process
+            # and hand the same job to the next one.
+            log.exception("internal error running job=%s worker=%s", job.id, job.worker)
+            failure = Failure(type(exc).__name__, f"internal error: {exc}", retryable=False)
+            outcome = Outcome(failure=failure)
+        return outcome, (time.perf_counter() - started) * 1000
 
+    def _record(
+        self, unit: Unit, job: wire.Job, spec: WorkerSpec, outcome: Outcome, elapsed_ms: float
+    ) -> None:
         if outcome.ok:
             self._succeed(unit, job, outcome, elapsed_ms)
         else:
             self._fail(unit, job, spec, outcome.failure, elapsed_ms)
 
+    def _acknowledge(self, unit: Unit, ack) -> None:
+        """Record the outcome, retrying while Redis is away. SIGUSR1 waits until it is
+        recorded, so a shutdown can never put back a job that has already finished."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            while self._redis_step(ack) is REDIS_DOWN:
+                pass
+            self.current = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+
+    def _deregister(self) -> None:
+        try:
+            self.registration.deregister()
+        except redis.RedisError as exc:
+            log.warning("could not deregister (Redis: %s); the entry expires by itself", exc)
+
     def _succeed(self, unit: Unit, job: wire.Job, outcome: Outcome, elapsed_ms: float) -> None:
-        unit.done(job.worker, outcome.value, elapsed_ms, self.settings.result_ttl_seconds)
+        result_ttl = self.settings.result_ttl_seconds
+        self._acknowledge(
+            unit, lambda: unit.done(job.worker, outcome.value, elapsed_ms, result_ttl)
+        )
         if outcome.skipped:
             log.info(
                 "skip worker=%s job=%s %.1f ms: %s", job.worker, job.id, elapsed_ms, outcome.skipped
@@ -150,7 +199,10 @@ class WorkerProcess:
         delay = retry.next_delay(failure, attempts, spec.retry)
         if delay is not None:
             # Stays in Redis: the scheduled registry runs it again after the delay.
-            unit.retry(job.worker, failure.text(), attempts, delay, elapsed_ms)
+            text = failure.text()
+            self._acknowledge(
+                unit, lambda: unit.retry(job.worker, text, attempts, delay, elapsed_ms)
+            )
             log.info(
                 "fail worker=%s job=%s attempt=%d %.1f ms, retry in %.0f s: %s: %s",
                 job.worker,
@@ -163,8 +215,9 @@ class WorkerProcess:
             )
             return
         # Stays in Redis: the dead set (RQ's failed registry), until retried or expired.
-        unit.bury(
-            job.worker, failure.text(), attempts, elapsed_ms, self.settings.failure_ttl_seconds
+        text, failure_ttl = failure.text(), self.settings.failure_ttl_seconds
+        self._acknowledge(
+            unit, lambda: unit.bury(job.worker, text, attempts, elapsed_ms, failure_ttl)
         )
         why = "permanent" if not failure.retryable else f"retries exhausted ({spec.retry})"
         log.warning(
@@ -179,12 +232,23 @@ class WorkerProcess:
         )
 
     def _heartbeat(self) -> None:
+        failing = False
         while not self.stopping.wait(HEARTBEAT_SECONDS):
+            if os.getppid() != self.parent_pid:
+                # Nobody would restart us or put our jobs back: finish this job and go.
+                log.warning(
+                    "the supervisor (pid %d) is gone; stopping after the current job",
+                    self.parent_pid,
+                )
+                self.stopping.set()
             unit = self.current
             try:
                 self.registration.heartbeat(unit.job_id if unit else None, self.runtimes.alive())
+                failing = False
             except redis.RedisError as exc:
-                log.warning("heartbeat failed: %s", exc)
+                if not failing:
+                    log.warning("heartbeat failed: %s (the main loop retries)", exc)
+                failing = True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,3 +172,17 @@ def test_bad_command_lines_get_one_clear_message(worker_env, args, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_head_requests_and_unreachable_redis_get_clear_answers(worker_env, redis_conn):
+    port = free_port()
+    with supervisor(worker_env, port):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/health", method="HEAD")
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200
+            assert response.read() == b""
+
+    result = cli({**worker_env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "stats", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Redis at redis://127.0.0.1:1/0 did not answer")
+    assert "Traceback" not in result.stderr

@@ -1,6 +1,8 @@
 -- fetch.lua: take the next job, highest-priority queue first, and mark it started.
 --
 -- KEYS[1]  the worker process's processing list (simbi:processing:<process id>)
+-- KEYS[2]  the wake-up list: one token is spent per job taken, so tokens left after a
+--          burst do not wake idle processes for nothing
 -- ARGV[1]  now, Unix seconds (float)
 -- ARGV[2]  now as RQ writes times (ISO 8601 with a Z), for the job's started_at
 -- ARGV[3]  the RQ worker name, written into the job hash
@@ -28,8 +30,9 @@ for i = 6, #ARGV do
     if redis.call('EXISTS', job_key) == 1 then
       local timeout = tonumber(redis.call('HGET', job_key, 'timeout')) or 60
       redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2],
-                 'last_heartbeat', ARGV[2], 'worker_name', ARGV[3])
+                 'last_heartbeat', ARGV[2], 'worker_name', ARGV[3], 'simbi_queue', queue)
       redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + grace, job_id .. ARGV[4])
+      redis.call('LPOP', KEYS[2])
       local fields = redis.call('HGETALL', job_key)
       local reply = {queue, job_id}
       for j = 1, #fields do reply[#reply + 1] = fields[j] end

@@ -12,7 +12,8 @@ while true do
   local job_id = redis.call('LPOP', KEYS[1])
   if not job_id then break end
   local job_key = 'rq:job:' .. job_id
-  local queue = redis.call('HGET', job_key, 'origin')
+  -- The queue fetch.lua took it from, not 'origin', which any client may have written.
+  local queue = redis.call('HGET', job_key, 'simbi_queue') or redis.call('HGET', job_key, 'origin')
   if queue then
     redis.call('ZREM', 'rq:wip:' .. queue, job_id .. ARGV[1])
     redis.call('HSET', job_key, 'status', 'queued')

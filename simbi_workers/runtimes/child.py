@@ -68,6 +68,10 @@ class Child:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def exit_description(self) -> str:
+        code = self.process.poll() if self.process else None
+        return "is running" if code is None else describe_exit(code)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

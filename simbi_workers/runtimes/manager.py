@@ -55,6 +55,18 @@ class Runtimes:
     def alive(self) -> dict[str, bool]:
         return {runtime: child.alive() for runtime, child in self.children.items()}
 
+    def revive(self) -> None:
+        """Replace a child that died while idle, so /health recovers before the next job."""
+        for runtime, child in self.children.items():
+            if child.process is not None and not child.alive():
+                log.warning(
+                    "%s child %s %s while idle; starting a new one",
+                    runtime,
+                    child.pid,
+                    child.exit_description(),
+                )
+                self._restart(runtime)
+
     def kill_children(self) -> None:
         for child in self.children.values():
             child.kill()

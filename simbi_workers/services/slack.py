@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
@@ -157,4 +158,13 @@ def _retry_after_seconds(headers: dict[str, Any]) -> float | None:
 
 
 def _redact(message: str, url: str) -> str:
-    return message.replace(url, "<webhook URL>") if url else message
+    """Hide the URL, and its path and query on their own: a webhook's secret is its path,
+    and an error page may echo just that ("Cannot POST /services/T0/B0/xyz")."""
+    if not url:
+        return message
+    parts = urlsplit(url)
+    secrets = [url, parts.path + ("?" + parts.query if parts.query else ""), parts.path]
+    for secret in secrets:
+        if secret and secret != "/":
+            message = message.replace(secret, "<webhook URL>")
+    return message
