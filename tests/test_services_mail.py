@@ -4,155 +4,37 @@ plain, STARTTLS with AUTH, implicit TLS, and refusals; and its .eml outbox."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
-import ssl
-from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from simbi_workers.config import Settings
 from simbi_workers.errors import PermanentJobError
 from simbi_workers.services import Services
 from simbi_workers.services.mail import Mail
 from simbi_workers.services.provider_errors import ProviderRejected, ProviderUnavailable
+from tests import provider_fixtures
 from tests.conftest import free_port
 
 FIXED_NOW = dt.datetime(2026, 12, 3, 18, 0, 0, tzinfo=dt.UTC)
-USER = "mailer"
-PASSWORD = "s3cr3t:p@ss/w0rd"  # ':', '@' and '/' must survive percent-decoding
+USER = provider_fixtures.SMTP_USER
+PASSWORD = provider_fixtures.SMTP_PASSWORD
 SUBJECT = "Héllo 👋 Ada"
 TO_NAME = "Zoë O'Brien"
 TEXT = "Hi Zoë,\nyou have a new message on Simbi — 3 Simbi offered.\n"
 HTML = "<p>Hi Zoë,</p><p>you have a new message on Simbi — 3 Simbi offered.</p>"
 
 
-@pytest.fixture(autouse=True)
-def no_provider_settings_from_the_shell(monkeypatch):
-    """A developer's real provider settings must not turn these tests into real sends."""
-    for name in (
-        "SMTP_URL",
-        "SMTP_CA_FILE",
-        "MAIL_FROM",
-        "SIMBI_UNSUBSCRIBE_SECRET",
-        "SIMBI_APP_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
+# Shared with the integration tests: tests/provider_fixtures.py.
 
-
-# An SMTP server that records what it receives
-
-
-@dataclass
-class Recorder:
-    """aiosmtpd handler: keeps each message, refuses recipients on request."""
-
-    refuse_rcpt: str | None = None  # e.g. "550 5.1.1 no such user"
-    received: list = field(default_factory=list)
-    logins: list = field(default_factory=list)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse_rcpt:
-            return self.refuse_rcpt
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode() == USER and auth_data.password.decode() == PASSWORD
-        )
-        self.logins.append((mechanism, auth_data.login.decode(), ok))
-        # handled=False: aiosmtpd then answers 535 itself.
-        return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture
-def smtp_server():
-    """Start a Controller with the given options; stops every one at the end."""
-    controllers = []
-
-    def start(recorder: Recorder, **options) -> int:
-        port = free_port()
-        controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
-        controller.start()
-        controllers.append(controller)
-        return port
-
-    yield start
-    for controller in controllers:
-        controller.stop()
-
-
-@dataclass
-class Tls:
-    ca_file: Path
-    server_context: ssl.SSLContext
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory) -> Tls:
-    """A throwaway CA and a server certificate for 127.0.0.1 that it signed."""
-    directory = tmp_path_factory.mktemp("tls")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "simbi test CA")])
-    ca_cert = (
-        _certificate(ca_name, ca_name, ca_key.public_key(), ca_key)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    cert = (
-        _certificate(name, ca_name, key.public_key(), ca_key)
-        .add_extension(san, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_file = directory / "server.pem"
-    cert_file.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file)
-    return Tls(ca_file=ca_file, server_context=context)
-
-
-def _certificate(subject, issuer, public_key, signing_key) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-    )
+no_provider_settings_from_the_shell = provider_fixtures.no_provider_settings_from_the_shell
+smtp_server = provider_fixtures.smtp_server
+tls = provider_fixtures.tls
+Recorder = provider_fixtures.Recorder
 
 
 # Helpers

@@ -9,12 +9,9 @@ import logging
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-import firebase_admin
 import pytest
 import requests
 import responses
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from simbi_workers.config import Settings
 from simbi_workers.errors import PermanentJobError
@@ -25,103 +22,26 @@ from simbi_workers.services.provider_errors import (
     RateLimited,
 )
 from simbi_workers.services.push import Push
+from tests import provider_fixtures
 from tests.conftest import free_port
 
-PROJECT = "simbi-test"
-FCM_URL = f"https://fcm.googleapis.com/v1/projects/{PROJECT}/messages:send"
-APP_ID = "5eb5a37e-b458-11e3-ac11-000c2940e62c"
-API_KEY = "os_v2_app_0neS1gnalK3yS3cr3t"
+PROJECT = provider_fixtures.FCM_PROJECT
+FCM_URL = provider_fixtures.FCM_URL
+APP_ID = provider_fixtures.ONESIGNAL_APP_ID
+API_KEY = provider_fixtures.ONESIGNAL_API_KEY
 FIXED_NOW = datetime(2026, 12, 3, 18, 0, 0, tzinfo=UTC)
 DATA = {"talk_id": "12", "kind": "message"}
 
 
-@pytest.fixture(autouse=True)
-def no_provider_settings_from_the_shell(monkeypatch):
-    """A developer's real provider settings must not turn these tests into real sends."""
-    for name in (
-        "FCM_SERVICE_ACCOUNT_FILE",
-        "ONESIGNAL_APP_ID",
-        "ONESIGNAL_API_KEY",
-        "ONESIGNAL_API_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
+# Shared with the integration tests: tests/provider_fixtures.py.
 
-
-def fcm_error(status: int, grpc_status: str, error_code: str | None, message: str) -> dict:
-    details = []
-    if error_code:
-        details = [
-            {
-                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                "errorCode": error_code,
-            }
-        ]
-    return {
-        "error": {"code": status, "message": message, "status": grpc_status, "details": details}
-    }
-
-
-UNREGISTERED = (404, fcm_error(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found."))
-OK = (200, {"name": f"projects/{PROJECT}/messages/0:1"})
-
-
-# FCM fixtures
-
-
-@pytest.fixture(scope="module")
-def private_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-@pytest.fixture
-def fcm_env(tmp_path, httpserver, monkeypatch, private_key_pem, settings):
-    """A service-account file whose token_uri is the local server, which hands out a token."""
-    account = {
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": "key-1",
-        "private_key": private_key_pem,
-        "client_email": f"push@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": httpserver.url_for("/token"),
-    }
-    path = tmp_path / "service-account.json"
-    path.write_text(json.dumps(account))
-    monkeypatch.setenv("FCM_SERVICE_ACCOUNT_FILE", str(path))
-    httpserver.expect_request("/token", method="POST").respond_with_json(
-        {"access_token": "ya29.local-token", "expires_in": 3600, "token_type": "Bearer"}
-    )
-    yield path
-
-    # firebase-admin keeps apps in a process-wide registry.
-    for app in list(firebase_admin._apps.values()):
-        if app.name.startswith("simbi-push-"):
-            firebase_admin.delete_app(app)
-
-
-@pytest.fixture
-def fcm(httpserver):
-    """The FCM endpoint, answered per token: register `answers[token] = (status, body)`."""
-    answers: dict[str, tuple[int, dict]] = {}
-    sent: list[dict] = []
-
-    def answer(request):
-        message = json.loads(request.body)["message"]
-        sent.append({"message": message, "authorization": request.headers["Authorization"]})
-        status, body = answers[message["token"]]
-        headers = {"Retry-After": "60"} if status == 429 else {}
-        return status, headers, json.dumps(body)
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        # The OAuth token (and OneSignal) go to the real local server.
-        mock.add_passthru(httpserver.url_for("/"))
-        mock.add_callback(responses.POST, FCM_URL, callback=answer)
-        yield answers, sent
+no_provider_settings_from_the_shell = provider_fixtures.no_provider_settings_from_the_shell
+fcm_error = provider_fixtures.fcm_error
+UNREGISTERED = provider_fixtures.FCM_UNREGISTERED
+OK = provider_fixtures.FCM_OK
+private_key_pem = provider_fixtures.private_key_pem
+fcm_env = provider_fixtures.fcm_env
+fcm = provider_fixtures.fcm
 
 
 def device(token: str, provider: str = "fcm") -> dict[str, str]:
@@ -271,9 +191,7 @@ def test_fcm_credentials_google_refuses_are_a_permanent_error(fcm_env, fcm, http
 
 @pytest.fixture
 def onesignal(settings, httpserver, monkeypatch) -> Push:
-    monkeypatch.setenv("ONESIGNAL_APP_ID", APP_ID)
-    monkeypatch.setenv("ONESIGNAL_API_KEY", API_KEY)
-    monkeypatch.setenv("ONESIGNAL_API_URL", httpserver.url_for("/"))
+    provider_fixtures.use_onesignal(monkeypatch, httpserver.url_for("/"))
     return Push(Settings())
 
 

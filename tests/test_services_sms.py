@@ -4,7 +4,6 @@ as Twilio's Messages API does, and its outbox."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
@@ -22,45 +21,30 @@ from simbi_workers.services.provider_errors import (
     Unsubscribed,
 )
 from simbi_workers.services.sms import Sms
+from tests import provider_fixtures
 from tests.conftest import free_port
 
-SID = "AC00000000000000000000000000000001"
-TOKEN = "tw1l10AuthT0kenS3cr3t"
-FROM = "+15005550006"
-MESSAGES_PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"
+SID = provider_fixtures.TWILIO_SID
+TOKEN = provider_fixtures.TWILIO_TOKEN
+FROM = provider_fixtures.TWILIO_FROM
+MESSAGES_PATH = provider_fixtures.TWILIO_MESSAGES_PATH
 FIXED_NOW = datetime(2026, 12, 3, 18, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def no_provider_settings_from_the_shell(monkeypatch):
-    """A developer's real provider settings must not turn these tests into real sends."""
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER", "TWILIO_API_URL"):
-        monkeypatch.delenv(name, raising=False)
+# Shared with the integration tests: tests/provider_fixtures.py.
+
+no_provider_settings_from_the_shell = provider_fixtures.no_provider_settings_from_the_shell
+twilio_error = provider_fixtures.twilio_error
 
 
 def twilio_sms(monkeypatch, api_url: str) -> Sms:
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", SID)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
-    monkeypatch.setenv("TWILIO_FROM_NUMBER", FROM)
-    monkeypatch.setenv("TWILIO_API_URL", api_url)
+    provider_fixtures.use_twilio(monkeypatch, api_url)
     return Sms(Settings())
 
 
 @pytest.fixture
 def sms(settings, httpserver, monkeypatch) -> Sms:
     return twilio_sms(monkeypatch, httpserver.url_for("/"))
-
-
-def twilio_error(code: int, status: int, message: str) -> str:
-    # The legacy error shape the Messages API answers with.
-    return json.dumps(
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        }
-    )
 
 
 def test_send_posts_the_form_with_basic_auth_and_returns_the_sid(sms, httpserver):
