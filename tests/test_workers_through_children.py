@@ -5,30 +5,11 @@ Mixpanel's outbox and its real HTTP API, and the event stream in Redis."""
 import json
 import zlib
 
-import pytest
-
-from simbi_workers import catalog, keys
+from simbi_workers import keys
 from simbi_workers.client import Client
-from simbi_workers.config import Settings
-from simbi_workers.worker import WorkerProcess
+from tests import provider_fixtures
 
-
-@pytest.fixture
-def make_worker(worker_env, redis_conn):
-    made = []
-
-    def make():
-        settings = Settings()
-        loaded = catalog.load(settings.queues_file)
-        process = WorkerProcess(settings, loaded, redis_conn, "it", loaded.queue_names())
-        process.services.db.create_tables()
-        process.runtimes.start()
-        made.append(process)
-        return process
-
-    yield make
-    for process in made:
-        process.runtimes.stop()
+make_worker = provider_fixtures.make_worker
 
 
 def run(process, redis_conn, worker, *args):
