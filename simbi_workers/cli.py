@@ -250,7 +250,7 @@ def _queues_table(queues: dict) -> Table:
 
 def _workers_table(workers: dict) -> Table:
     table = Table(title="workers")
-    for column in ("worker", "runtime", "processed", "failed", "dead", "mean"):
+    for column in ("worker", "runtime", "processed", "skipped", "failed", "dead", "mean"):
         table.add_column(column, justify="left" if column in ("worker", "runtime") else "right")
     for name, worker in workers.items():
         mean = "-" if worker["mean_ms"] is None else f"{worker['mean_ms']:.1f} ms"
@@ -258,6 +258,7 @@ def _workers_table(workers: dict) -> Table:
             name,
             worker["runtime"],
             str(worker["processed"]),
+            str(worker["skipped"]),
             str(worker["failed"]),
             str(worker["dead"]),
             mean,

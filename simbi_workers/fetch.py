@@ -75,15 +75,25 @@ class Unit:
         self.queue = queue
         self.job_id = job_id
 
-    def done(self, worker: str, value: Any, runtime_ms: float, result_ttl: int) -> None:
+    def done(
+        self,
+        worker: str,
+        value: Any,
+        runtime_ms: float,
+        result_ttl: int,
+        skipped: str | None = None,
+    ) -> None:
+        """Finished; `skipped` says why a job that did nothing did nothing."""
         pipe = self._release()
-        pipe.hset(
-            keys.job(self.job_id),
-            mapping={"status": "finished", "ended_at": wire.utc_now_text(), "result": _json(value)},
-        )
+        fields = {"status": "finished", "ended_at": wire.utc_now_text(), "result": _json(value)}
+        if skipped:
+            fields["simbi_skipped"] = skipped[:500]
+        pipe.hset(keys.job(self.job_id), mapping=fields)
         pipe.expire(keys.job(self.job_id), result_ttl)
         pipe.zadd(keys.finished(self.queue), {self.job_id: time.time() + result_ttl})
         _count(pipe, worker, "processed", runtime_ms)
+        if skipped:
+            _count(pipe, worker, "skipped", 0)
         pipe.execute()
 
     def retry(

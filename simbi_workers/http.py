@@ -34,12 +34,16 @@ class StatsCollector:
         processed = CounterMetricFamily("simbi_jobs_processed", "Jobs done", labels=labels)
         failed = CounterMetricFamily("simbi_jobs_failed", "Failed attempts", labels=labels)
         dead = CounterMetricFamily("simbi_jobs_dead", "Jobs sent to the dead set", labels=labels)
+        skipped = CounterMetricFamily(
+            "simbi_jobs_skipped", "Jobs done with nothing to do", labels=labels
+        )
         for name, worker in numbers["workers"].items():
             values = [name, worker["queue"], worker["runtime"]]
             processed.add_metric(values, worker["processed"])
             failed.add_metric(values, worker["failed"])
             dead.add_metric(values, worker["dead"])
-        yield from (processed, failed, dead)
+            skipped.add_metric(values, worker["skipped"])
+        yield from (processed, failed, dead, skipped)
         yield from _queue_gauges(numbers["queues"])
         alive = GaugeMetricFamily("simbi_processes", "Live worker processes", labels=["host"])
         for host, processes in numbers["processes"].items():

@@ -77,6 +77,7 @@ def _worker(catalog: Catalog, worker: str, raw: dict[bytes, bytes]) -> dict[str,
         "processed": processed,
         "failed": failed,
         "dead": int(raw.get(b"dead", 0)),
+        "skipped": int(raw.get(b"skipped", 0)),
         "mean_ms": round(runtime_ms / runs, 2) if runs else None,
     }
 

@@ -185,7 +185,8 @@ class WorkerProcess:
     def _succeed(self, unit: Unit, job: wire.Job, outcome: Outcome, elapsed_ms: float) -> None:
         result_ttl = self.settings.result_ttl_seconds
         self._acknowledge(
-            unit, lambda: unit.done(job.worker, outcome.value, elapsed_ms, result_ttl)
+            unit,
+            lambda: unit.done(job.worker, outcome.value, elapsed_ms, result_ttl, outcome.skipped),
         )
         if outcome.skipped:
             log.info(

@@ -117,3 +117,13 @@ def test_a_bad_argument_in_a_node_worker_is_permanent_and_named(make_worker, red
     assert fields["status"] == b"failed"
     assert b"event" in fields["simbi_error"]
     assert "PermanentError" in zlib.decompress(fields["exc_info"]).decode()
+
+
+def test_a_skipped_job_records_why_and_counts_as_skipped(make_worker, redis_conn):
+    process = make_worker()
+
+    fields = run(process, redis_conn, "NotifyMatchWorker", 999)
+
+    assert fields["status"] == b"finished"
+    assert b"999" in fields["simbi_skipped"]
+    assert redis_conn.hget(keys.worker_stats("NotifyMatchWorker"), "skipped") == b"1"

@@ -1,5 +1,5 @@
-"""The demo's small marketplace: people, and uploads made from real photos plus three files
-that no image worker may accept.
+"""The demo's small marketplace: people, uploads made from real photos plus three files
+that no image worker may accept, and the social records of social.py.
 
 Everything the demo adds is found again by the people's e-mail domain, so a second run
 removes the first run's rows before adding its own and never touches anyone else's.
@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Select, delete, insert, select
 
 from simbi_workers.config import Settings
+from simbi_workers.demo_data import rerun, social
+from simbi_workers.demo_data.rerun import Previous
+from simbi_workers.demo_data.social import Social
 from simbi_workers.services.db import Database
 from simbi_workers.services.storage import Storage, from_settings
 from simbi_workers.store.schema import images, uploads, users
@@ -23,6 +27,7 @@ PHOTOS_DIR = Path(__file__).parent / "photos"
 PHOTO_SUFFIXES = (".jpg", ".png", ".gif")
 EMAIL_DOMAIN = "demo.simbi.example"  # .example is reserved: no mail can ever reach it
 ADMIN_COUNT = 3
+NEW_PEOPLE = 5  # the last five joined today; the others over the past year
 PEOPLE = (
     ("Amara", "Okafor"),
     ("Bruno", "Silva"),
@@ -58,6 +63,9 @@ class Person:
     last_name: str
     email: str
     is_admin: bool
+    phone: str | None = None
+    sms_opt_in: bool = False
+    is_new: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class Upload:
 class Marketplace:
     people: list[Person]
     uploads: list[Upload]
+    social: Social | None = None
+    previous: Previous = field(default_factory=Previous)  # what the run before left behind
 
     @property
     def good(self) -> list[Upload]:
@@ -87,35 +97,40 @@ def photos() -> list[Path]:
     return sorted(path for path in PHOTOS_DIR.iterdir() if path.suffix in PHOTO_SUFFIXES)
 
 
-def build(settings: Settings, photo_uploads: int) -> Marketplace:
-    """Replace the previous demo's records with ~20 people and photo_uploads good uploads
-    (each photo several times over) plus the three bad ones."""
+def build(settings: Settings, photo_uploads: int, talk_count: int) -> Marketplace:
+    """Replace the previous demo's records with ~20 people, photo_uploads good uploads
+    (each photo several times over) plus the three bad ones, and social records around
+    talk_count talks."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url_or_default)
     database.create_tables()
     storage = from_settings(settings)
 
     with database.engine.begin() as conn:
-        forget_previous(conn, storage)
+        previous = forget_previous(conn, storage)
         people = _add_people(conn)
         files = [*_photo_files(photo_uploads), *bad_files()]
         added = [_add_upload(conn, storage, people, n, file) for n, file in enumerate(files)]
+        records = social.build(conn, people, talk_count)
     database.engine.dispose()
-    return Marketplace(people, added)
+    return Marketplace(people, added, records, previous)
 
 
-def forget_previous(conn: Connection, storage: Storage) -> None:
-    """Delete an earlier demo's images, uploads and people (children first: foreign keys)
-    and their files, so that no old variant lies beside a new image that reuses its id."""
+def forget_previous(conn: Connection, storage: Storage) -> Previous:
+    """Delete an earlier demo's social records, images, uploads and people (children first:
+    foreign keys) and their files, so that no old variant lies beside a new image that
+    reuses its id. What the records keyed outside the database comes back."""
     demo_users = select(users.c.id).where(users.c.email.like(f"%@{EMAIL_DOMAIN}"))
     demo_uploads = select(uploads.c.id).where(uploads.c.user_id.in_(demo_users))
     stored = _stored_keys(conn, demo_users, demo_uploads)
+    previous = rerun.forget_records(conn, demo_users)
 
     conn.execute(delete(images).where(images.c.upload_id.in_(demo_uploads)))
     conn.execute(delete(uploads).where(uploads.c.user_id.in_(demo_users)))
     conn.execute(delete(users).where(users.c.id.in_(demo_users)))
     for key in stored:
         storage.delete_key(key)
+    return previous
 
 
 def _stored_keys(conn: Connection, demo_users: Select, demo_uploads: Select) -> list[str]:
@@ -171,13 +186,22 @@ def _photo_files(count: int) -> list[tuple[str, bytes, str, None]]:
 
 
 def _add_people(conn: Connection) -> list[Person]:
+    """Two in three have a phone, written as people type it (the SMS workers strip the
+    spaces and brackets); every other one of those opted in to SMS."""
     people = []
+    now = datetime.now(UTC)
     for index, (first, last) in enumerate(PEOPLE):
         email = f"{first}.{last}@{EMAIL_DOMAIN}".lower()
-        values = {"email": email, "first_name": first, "last_name": last}
+        is_new = index >= len(PEOPLE) - NEW_PEOPLE
+        phone = f"+1 (415) 555-01{index:02d}" if index % 3 != 2 else None  # 555-01xx: fictional
+        values = {"email": email, "first_name": first, "last_name": last, "phone": phone}
         values["is_admin"] = index < ADMIN_COUNT
+        opt_in = values["sms_opt_in"] = phone is not None and index % 2 == 0
+        values["created_at"] = now - timedelta(days=0 if is_new else 400 - 19 * index)
         user_id = conn.execute(insert(users).values(**values)).inserted_primary_key[0]
-        people.append(Person(user_id, first, last, email, values["is_admin"]))
+        people.append(
+            Person(user_id, first, last, email, index < ADMIN_COUNT, phone, opt_in, is_new)
+        )
     return people
 
 

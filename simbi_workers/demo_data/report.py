@@ -1,18 +1,21 @@
 """What the demo reads back from Redis and prints: per-worker counters as deltas over the
 run (Redis keeps earlier runs' counters), the dead jobs' reasons and what is still pending.
+
+A worker's row counts the jobs the demo enqueued and, as "+N", the follow-up jobs that
+other workers enqueued for it (followups.py); skips come from the log (skips.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 from rich.table import Table
 
 from simbi_workers import keys, stats
 from simbi_workers.catalog import Catalog
+from simbi_workers.demo_data import followups
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,19 @@ class Counters:
 class WorkerRow:
     worker: str
     runtime: str
-    enqueued: int
-    done: int
+    enqueued: int  # by the demo
+    followups: int  # enqueued by other workers, and finished
+    done: int  # skipped ones included
+    skipped: int  # done without sending anything, on purpose
     dead: int
     retried: int  # failed attempts that were tried again
     mean_ms: float | None
+
+    @property
+    def jobs(self) -> str:
+        if not self.followups:
+            return str(self.enqueued)
+        return f"{self.enqueued}+{self.followups}" if self.enqueued else f"+{self.followups}"
 
 
 def snapshot(connection: redis.Redis, catalog: Catalog) -> dict[str, Counters]:
@@ -67,9 +78,22 @@ def snapshot(connection: redis.Redis, catalog: Catalog) -> dict[str, Counters]:
 
 
 def backlog(connection: redis.Redis, catalog: Catalog) -> int:
-    """Jobs queued, scheduled or running right now, cluster-wide."""
-    totals = stats.collect(connection, catalog)["totals"]
-    return totals["enqueued"] + totals["scheduled"] + totals["running"]
+    """Jobs queued, running or due soon, cluster-wide: those that would run during the
+    demo. A job scheduled days ahead (an intro step) will not."""
+    return followups.pending(connection, catalog)
+
+
+def finished(
+    enqueued: Counter[str], before: dict[str, Counters], now: dict[str, Counters]
+) -> tuple[int, int]:
+    """(the demo's jobs done or dead, follow-up jobs done or dead) since the run began: a
+    worker's finished jobs beyond what the demo enqueued for it are follow-ups."""
+    ours = extra = 0
+    for name, counters in now.items():
+        done = (counters - before.get(name, Counters())).finished
+        ours += min(done, enqueued[name])
+        extra += max(0, done - enqueued[name])
+    return ours, extra
 
 
 def rows(
@@ -77,56 +101,59 @@ def rows(
     enqueued: Counter[str],
     before: dict[str, Counters],
     after: dict[str, Counters],
+    skipped: Counter[str],
 ) -> list[WorkerRow]:
-    """One row per worker the run used, in queues.yaml's order (images, Slack, analytics)."""
+    """One row per worker that ran or was enqueued, in queues.yaml's order."""
     table = []
     for name, spec in catalog.workers.items():
-        if name not in enqueued:
-            continue
         delta = after[name] - before.get(name, Counters())
+        if name not in enqueued and not (delta.finished or delta.failed):
+            continue
+        followups_done = max(0, delta.finished - enqueued[name])
         retried = delta.failed - delta.dead
-        table.append(
-            WorkerRow(
-                name,
-                spec.runtime,
-                enqueued[name],
-                delta.processed,
-                delta.dead,
-                retried,
-                delta.mean_ms,
-            )
-        )
+        numbers = (delta.processed, skipped[name], delta.dead, retried, delta.mean_ms)
+        table.append(WorkerRow(name, spec.runtime, enqueued[name], followups_done, *numbers))
     return table
 
 
 def workers_table(worker_rows: list[WorkerRow]) -> Table:
     table = Table(
         title="what the workers did in this run",
-        caption="dead: failed for good (a permanent error, or no retries left)",
+        caption=(
+            "+N: follow-up jobs other workers enqueued; skipped: done, nothing to send "
+            "(see below);\ndead: failed for good (a permanent error, or no retries left)"
+        ),
     )
-    for column in ("worker", "runtime", "jobs", "done", "dead", "retried", "mean ms"):
+    columns = ("worker", "runtime", "jobs", "done", "skipped", "dead", "retried", "mean ms")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("worker", "runtime") else "right")
     for row in worker_rows:
         mean = "-" if row.mean_ms is None else f"{row.mean_ms:.1f}"
         dead = f"[red]{row.dead}[/]" if row.dead else "0"
-        numbers = (row.enqueued, row.done, dead, row.retried, mean)
-        table.add_row(row.worker, row.runtime, *(str(value) for value in numbers))
+        numbers = (row.done, row.skipped, dead, row.retried, mean)
+        table.add_row(row.worker, row.runtime, row.jobs, *(str(value) for value in numbers))
     return table
 
 
 def dead_jobs(
-    connection: redis.Redis, catalog: Catalog, job_ids: dict[str, str]
+    connection: redis.Redis, catalog: Catalog, job_ids: dict[str, str], expiring_after: float
 ) -> list[tuple[str, str]]:
-    """(description, reason) of this run's jobs in the dead sets (RQ's failed registries)."""
+    """(description, reason) of this run's jobs in the dead sets (RQ's failed registries),
+    and of the follow-up jobs buried during the run: a dead set scores each job by when it
+    expires, so those are the follow-up workers' jobs scored past expiring_after."""
     dead = []
     for queue in catalog.queue_names():
-        members = connection.zrange(keys.failed(queue), 0, -1)
-        dead += [member.decode() for member in members if member.decode() in job_ids]
+        members = connection.zrange(keys.failed(queue), 0, -1, withscores=True)
+        dead += [(m.decode(), score) for m, score in members]
 
     pipe = connection.pipeline(transaction=False)
-    for job_id in dead:
-        pipe.hmget(keys.job(job_id), "description", "simbi_error")
-    found = [(_text(description), _text(error)) for description, error in pipe.execute()]
+    for job_id, _score in dead:
+        pipe.hmget(keys.job(job_id), "description", "simbi_error", "simbi_worker")
+    found = []
+    for (job_id, score), (description, error, worker) in zip(dead, pipe.execute(), strict=True):
+        follow_up = _text(worker) in followups.WORKERS and score > expiring_after
+        if job_id in job_ids or follow_up:
+            found.append((_text(description), _text(error)))
     return sorted(found)
 
 
@@ -156,14 +183,6 @@ def forget(connection: redis.Redis, catalog: Catalog, pending: dict[str, tuple[s
         pipe.zrem(keys.scheduled(queue), job_id)
         pipe.delete(keys.job(job_id))
     pipe.execute()
-
-
-def count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as file:
-            return sum(1 for _ in file)
-    except FileNotFoundError:
-        return 0
 
 
 def _text(value: bytes | None) -> str:

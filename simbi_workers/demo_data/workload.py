@@ -3,7 +3,8 @@
 Phase one is everything that does not depend on another job; phase two optimizes the
 images that phase one left `ready`. Five jobs are meant to fail permanently, one of each
 kind a newcomer should recognise: three bad uploads, an avatar changed by someone who may
-not, and a Slack post to a channel nobody configured.
+not, and a Slack post to a channel nobody configured. The email and notification jobs
+(notifications.py) follow the social records, whose size grows with the job count.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from simbi_workers.demo_data import notifications
 from simbi_workers.demo_data.marketplace import PHOTOS_DIR, Marketplace, Person
 
 Job = tuple[str, list[Any]]  # (worker name, positional JSON arguments)
 
-UPLOAD_SHARE = 0.22  # of job_count; each good upload also gets an optimization job
+UPLOAD_SHARE = 0.1  # of job_count; each good upload also gets an optimization job
+JOBS_PER_TALK = 22  # a talk brings ~7 message jobs, and comments, favorites, ... grow with it
+MIN_TALKS = 2  # the second talk holds the opt-out
 MIN_PHOTO_UPLOADS = 6  # every photo at least once
 JOBS_PER_AVATAR = 30
 MIN_AVATARS = 3
@@ -30,10 +34,16 @@ def photo_uploads(job_count: int) -> int:
     return max(MIN_PHOTO_UPLOADS, round(job_count * UPLOAD_SHARE))
 
 
+def talk_count(job_count: int) -> int:
+    """How many talks the marketplace gets for a workload of about job_count jobs."""
+    return max(MIN_TALKS, job_count // JOBS_PER_TALK)
+
+
 def first_phase(market: Marketplace, job_count: int) -> list[Job]:
     jobs = [("UploadImageWorker", [upload.image_id, upload.id]) for upload in market.uploads]
     jobs += avatars(market, max(MIN_AVATARS, job_count // JOBS_PER_AVATAR))
-    jobs += slack_posts(market.people)
+    jobs += slack_posts([person for person in market.people if person.is_new])
+    jobs += notifications.jobs(market)
 
     # Events fill the rest, leaving room for phase two's one job per good upload.
     room = job_count - len(jobs) - len(market.good)

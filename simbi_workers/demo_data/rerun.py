@@ -1,0 +1,101 @@
+"""What a second demo run removes of the first: its social records, the Redis keys the
+workers keyed by them, and the onboarding steps still scheduled for its people.
+
+On SQLite a rerun reuses the same row ids, so whatever the first run left keyed by an id
+would meet the second run's records: a follow "already notified today", an SMS throttled,
+an intro step from two days ago arriving for someone who just joined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy import Connection, Select, delete, or_, select
+
+from simbi_workers.catalog import Catalog
+from simbi_workers.demo_data import followups
+from simbi_workers.services.redis_kv import PREFIX
+from simbi_workers.store.schema import (
+    comments,
+    compliments,
+    devices,
+    favorites,
+    favors,
+    follows,
+    matches,
+    messages,
+    notification_preferences,
+    notifications_sent,
+    services,
+    suggestion_history,
+    talk_participants,
+    talks,
+)
+
+# The tables that point at people, and the columns that do.
+PERSONAL_COLUMNS = {
+    messages: ("sender_id",),
+    talk_participants: ("user_id",),
+    comments: ("user_id",),
+    compliments: ("sender_id", "receiver_id"),
+    favors: ("requester_id", "asked_user_id"),
+    favorites: ("user_id",),
+    matches: ("user_a_id", "user_b_id"),
+    follows: ("follower_id", "followed_id"),
+    devices: ("user_id",),
+    notification_preferences: ("user_id",),
+    suggestion_history: ("user_id",),
+    notifications_sent: ("user_id",),
+}
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the run before this one left outside the database."""
+
+    user_ids: list[int] = field(default_factory=list)
+    redis_keys: list[str] = field(default_factory=list)
+
+
+def forget_records(conn: Connection, demo_users: Select) -> Previous:
+    """Delete the social records of demo_users, children first (foreign keys); what they
+    keyed in Redis comes back for forget_state."""
+    previous = Previous(list(conn.execute(demo_users).scalars()), _keys(conn, demo_users))
+    demo_services = select(services.c.id).where(services.c.user_id.in_(demo_users))
+    demo_talks = select(talk_participants.c.talk_id).where(
+        talk_participants.c.user_id.in_(demo_users)
+    )
+
+    talk_ids = list(conn.execute(demo_talks).scalars())
+    for table, column in ((messages, "talk_id"), (talk_participants, "talk_id"), (talks, "id")):
+        conn.execute(delete(table).where(table.c[column].in_(talk_ids)))
+    for table, columns in PERSONAL_COLUMNS.items():
+        clause = or_(*(table.c[name].in_(demo_users) for name in columns))
+        conn.execute(delete(table).where(clause))
+    for table in (comments, favorites, favors, matches, suggestion_history):
+        service_columns = [c for c in table.c if c.name.startswith("service")]
+        clause = or_(*(column.in_(demo_services) for column in service_columns))
+        conn.execute(delete(table).where(clause))
+    conn.execute(delete(services).where(services.c.user_id.in_(demo_users)))
+    return previous
+
+
+def forget_state(connection: redis.Redis, catalog: Catalog, previous: Previous) -> None:
+    """Delete the previous run's Redis keys and take out its people's follow-up jobs (the
+    intro steps it left scheduled days ahead)."""
+    if previous.redis_keys:
+        connection.delete(*previous.redis_keys)
+    followups.take_out(connection, followups.for_people(connection, catalog, previous.user_ids))
+
+
+def _keys(conn: Connection, demo_users: Select) -> list[str]:
+    """NotifyNewFollowerWorker's key per pair and SendSmsMessageWorker's throttle per talk
+    and recipient (workers/ruby/workers/), under the redis service's prefix."""
+    query = select(follows.c.follower_id, follows.c.followed_id)
+    query = query.where(follows.c.follower_id.in_(demo_users))
+    keys = [f"{PREFIX}follow:notified:{a}:{b}" for a, b in conn.execute(query)]
+    query = select(talk_participants.c.talk_id, talk_participants.c.user_id)
+    query = query.where(talk_participants.c.user_id.in_(demo_users))
+    keys += [f"{PREFIX}sms:talk:{talk}:user:{user}" for talk, user in conn.execute(query)]
+    return keys
