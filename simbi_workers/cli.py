@@ -12,6 +12,7 @@ import click
 import redis
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simbi_workers import catalog as catalog_module
 from simbi_workers.config import settings as load_settings
@@ -175,6 +176,91 @@ def db_init() -> None:
     click.echo(f"created or kept {len(tables)} tables: {', '.join(tables)}")
 
 
+@main.group()
+def failed() -> None:
+    """The dead set: jobs that failed for good (RQ's failed registries). Jobs leave it when
+    retried or deleted here, or by themselves after SIMBI_FAILURE_TTL."""
+
+
+@failed.command("list")
+@click.option("--worker", "-w", default=None, help="Only this worker's dead jobs.")
+@click.option(
+    "--limit",
+    "-n",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most jobs to print, the most recent failure first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the total and the jobs.")
+def failed_list(worker, limit, as_json) -> None:
+    """Dead jobs, the most recent failure first.
+
+    Each with its id, worker, queue, attempts, when it failed and the first line of its
+    error."""
+    from dataclasses import asdict
+
+    entries = _dead_set().list(worker)
+    shown = entries[:limit]
+    if as_json:
+        body = {"total": len(entries), "jobs": [asdict(entry) for entry in shown]}
+        click.echo(json.dumps(body, indent=1, ensure_ascii=False))
+        return
+    whose = f" of {worker}" if worker else ""
+    if not entries:
+        console.print(f"no dead jobs{whose}")
+        return
+    more = f", the newest {len(shown)} shown" if len(shown) < len(entries) else ""
+    console.print(_dead_table(f"dead set: {len(entries)} job(s){whose}{more}", shown))
+
+
+@failed.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def failed_show(job_id, as_json) -> None:
+    """One dead job in full, with its traceback.
+
+    Arguments that cannot be decoded are shown with the reason and the payload's text."""
+    from dataclasses import asdict
+
+    job = _dead_set().show(job_id)
+    if as_json:
+        click.echo(json.dumps(asdict(job), indent=1, ensure_ascii=False))
+        return
+    click.echo(_dead_job_text(job))
+
+
+@failed.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every dead job (with --worker, its jobs).")
+@click.option("--worker", "-w", default=None, help="With --all: only this worker's jobs.")
+def failed_retry(job_ids, every, worker) -> None:
+    """Put dead jobs back in their queues.
+
+    Name JOB_IDS, or give --all (and --worker W for one worker's). Each goes to the end of
+    its queue with its attempt count back at 0 and no expiry. An id not in the dead set is
+    named on stderr and the exit status is 1; the others are still retried."""
+    _check_selection("retry", job_ids, every, worker)
+    dead = _dead_set()
+    report = dead.retry_all(worker) if every else dead.retry(job_ids)
+    _finish("retried", report, every, worker)
+
+
+@failed.command("delete")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every dead job (with --worker, its jobs).")
+@click.option("--worker", "-w", default=None, help="With --all: only this worker's jobs.")
+def failed_delete(job_ids, every, worker) -> None:
+    """Delete dead jobs and their job hashes.
+
+    Name JOB_IDS, or give --all (and --worker W for one worker's). An id not in the dead
+    set is named on stderr and the exit status is 1; the others are still deleted."""
+    _check_selection("delete", job_ids, every, worker)
+    dead = _dead_set()
+    report = dead.delete_all(worker) if every else dead.delete(job_ids)
+    _finish("deleted", report, every, worker)
+
+
 @main.command()
 @click.option("--jobs", "job_count", default=300, show_default=True, help="About how many.")
 @click.option("--processes", "-p", default=2, show_default=True)
@@ -230,6 +316,86 @@ def _policies(spec) -> str:
     if spec.cron:
         parts.append(f"cron {spec.cron}")
     return ", ".join(parts)
+
+
+def _dead_set():
+    from simbi_workers.dead_set import DeadSet
+    from simbi_workers.redis_connection import connect
+
+    settings = load_settings()
+    return DeadSet(connect(settings), catalog_module.load(settings.queues_file))
+
+
+def _check_selection(verb: str, job_ids: tuple[str, ...], every: bool, worker: str | None):
+    if job_ids and every:
+        raise click.UsageError(f"give job ids or --all, not both ({verb} takes one or the other)")
+    if not job_ids and not every:
+        raise click.UsageError(f"name the jobs to {verb} by id, or give --all")
+    if worker and not every:
+        raise click.UsageError(f"--worker goes with --all; to {verb} single jobs, name their ids")
+
+
+def _finish(verb: str, report, every: bool, worker: str | None) -> None:
+    """One line per named job, or a count for --all; exit 1 when a named id was not dead."""
+    from simbi_workers.dead_set import NOT_DEAD_REASONS
+
+    if every:
+        whose = f" of {worker}" if worker else ""
+        click.echo(f"{verb} {len(report.done)} dead job(s){whose}")
+        if report.missing:
+            # Retried or deleted by someone else between the listing and the Lua step.
+            click.echo(f"{len(report.missing)} had already left the dead set", err=True)
+        return
+    for job_id in report.done:
+        click.echo(f"{verb} {job_id}")
+    for job_id in report.missing:
+        click.echo(f"error: job {job_id} is not in the dead set ({NOT_DEAD_REASONS})", err=True)
+    if report.missing:
+        sys.exit(1)
+
+
+def _dead_table(title: str, entries) -> Table:
+    table = Table(title=title)
+    for column in ("id", "worker", "queue", "attempts", "failed at", "error"):
+        table.add_column(
+            column, no_wrap=column != "error", justify="right" if column == "attempts" else "left"
+        )
+    for entry in entries:
+        cells = (entry.id, entry.worker, entry.queue, str(entry.attempts), _when(entry.failed_at))
+        # Text cells: an error such as "args[1]['when'] ..." is not rich markup.
+        table.add_row(*(Text(cell) for cell in (*cells, entry.error)))
+    return table
+
+
+def _dead_job_text(job) -> str:
+    lines = [
+        f"job          {job.id}",
+        f"worker       {job.worker}",
+        f"queue        {job.queue}",
+        f"status       {job.status}",
+        f"attempts     {job.attempts}",
+        f"description  {job.description}",
+        f"created      {_when(job.created_at)}",
+        f"enqueued     {_when(job.enqueued_at)}",
+        f"started      {_when(job.started_at)}",
+        f"failed       {_when(job.failed_at)}",
+        f"expires      {_when(job.expires_at)} (leaves the dead set by itself)",
+    ]
+    if job.payload_error is None:
+        lines.append(f"args         {json.dumps(job.args, ensure_ascii=False)}")
+    else:
+        lines.append(f"args         cannot be decoded: {job.payload_error}")
+        lines.append(f"payload      {job.payload if job.payload is not None else '(none)'}")
+    lines.append(f"error        {job.error}")
+    lines += ["", "traceback:", job.traceback.rstrip() or "(none recorded)"]
+    return "\n".join(lines)
+
+
+def _when(text: str | None) -> str:
+    """RQ's time text (2026-08-01T12:00:03.123456Z) as 2026-08-01 12:00:03 UTC."""
+    if not text:
+        return "-"
+    return text[:19].replace("T", " ") + " UTC"
 
 
 def _queues_table(queues: dict) -> Table:

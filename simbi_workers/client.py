@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from simbi_workers import catalog as catalog_module
-from simbi_workers import keys, wire
+from simbi_workers import keys, lua, wire
 from simbi_workers.catalog import Catalog, WorkerSpec
 from simbi_workers.config import Settings
 from simbi_workers.config import settings as default_settings
@@ -47,36 +47,85 @@ class Client:
             self._connection = connect(self.settings)
         return self._connection
 
+    def set(self, *, unique_seconds: int | None = None) -> Options:
+        """Options for the next calls, Sidekiq's `Worker.set(...)`:
+        `client.set(unique_seconds=60).perform_async("ScoreWorker", 7, "user", 2)`."""
+        if unique_seconds is not None and (
+            isinstance(unique_seconds, bool)
+            or not isinstance(unique_seconds, int)
+            or unique_seconds < 1
+        ):
+            raise JobInputError(
+                f"unique_seconds must be a positive whole number, got {unique_seconds!r}"
+            )
+        return Options(self, unique_seconds)
+
     def perform_async(self, worker: str, *args: Any) -> str:
-        return self._enqueue(worker, [list(args)], run_at=None)[0]
+        return self.set().perform_async(worker, *args)
 
     def perform_in(self, delay: float | timedelta, worker: str, *args: Any) -> str:
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        if not 0 <= seconds <= MAX_DELAY_SECONDS:
-            raise JobInputError(
-                f"perform_in: the delay must be from 0 to {MAX_DELAY_SECONDS:,} s "
-                f"(ten years), got {seconds} s"
-            )
-        run_at = datetime.now(UTC).timestamp() + seconds
-        return self._enqueue(worker, [list(args)], run_at=run_at)[0]
+        return self.set().perform_in(delay, worker, *args)
 
     def perform_at(self, when: datetime | float | int, worker: str, *args: Any) -> str:
-        return self._enqueue(worker, [list(args)], run_at=_epoch(when))[0]
+        return self.set().perform_at(when, worker, *args)
 
     def perform_bulk(self, worker: str, args_list: Iterable[Sequence[Any]]) -> list[str]:
-        batches = [list(args) for args in args_list]
-        return self._enqueue(worker, batches, run_at=None)
+        return self.set().perform_bulk(worker, args_list)
 
-    def _enqueue(self, worker: str, batches: list[list[Any]], run_at: float | None) -> list[str]:
+    def _enqueue(
+        self,
+        worker: str,
+        batches: list[list[Any]],
+        run_at: float | None,
+        unique_seconds: int | None,
+    ) -> list[str]:
         spec = self._spec(worker)
-        jobs = [self._build(spec, args) for args in batches]
+        window = unique_seconds or spec.unique_seconds
+        jobs = [self._build(spec, args, window) for args in batches]
 
         ids: list[str] = []
         for start in range(0, len(jobs), BULK_CHUNK):
-            chunk = jobs[start : start + BULK_CHUNK]
-            self._write(spec, chunk, run_at)
-            ids.extend(job.id for job in chunk)
+            ids.extend(self._write_chunk(spec, jobs[start : start + BULK_CHUNK], run_at, window))
         return ids
+
+    def _write_chunk(
+        self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None, window: int | None
+    ) -> list[str]:
+        """Write the jobs; a unique one whose twin still waits, is scheduled or runs is not
+        written, and its twin's id stands in its place."""
+        twins = self._claim(jobs, window) if window else {}
+        fresh = [job for job in jobs if job.id not in twins]
+        if fresh:
+            try:
+                self._write(spec, fresh, run_at)
+            except redis.RedisError:
+                if window:
+                    self._release_claims(fresh)
+                raise
+        return [twins.get(job.id, job.id) for job in jobs]
+
+    def _claim(self, jobs: list[wire.Job], window: int) -> dict[str, str]:
+        pipe = self.connection.pipeline(transaction=False)
+        for job in jobs:
+            pipe.set(job.unique_key, job.id, nx=True, ex=window)
+        claimed = pipe.execute()
+
+        lost = [job for job, ok in zip(jobs, claimed, strict=True) if not ok]
+        if not lost:
+            return {}
+        holders = self.connection.mget([job.unique_key for job in lost])
+        # A lock that expired between SET and GET has no holder: the job goes ahead unlocked
+        # rather than being dropped.
+        return {
+            job.id: holder.decode()
+            for job, holder in zip(lost, holders, strict=True)
+            if holder is not None
+        }
+
+    def _release_claims(self, jobs: list[wire.Job]) -> None:
+        release = lua.script(self.connection, "release_unique")
+        for job in jobs:
+            release(keys=[job.unique_key], args=[job.id])
 
     def _spec(self, worker: str) -> WorkerSpec:
         spec = self.catalog.workers.get(worker)
@@ -88,8 +137,9 @@ class Client:
             )
         return spec
 
-    def _build(self, spec: WorkerSpec, args: list[Any]) -> wire.Job:
+    def _build(self, spec: WorkerSpec, args: list[Any], window: int | None) -> wire.Job:
         check_arguments(spec, args, self.settings.max_payload_bytes)
+        unique_key = keys.unique_lock(spec.name, wire.unique_digest(args)) if window else None
         return wire.Job(
             id=wire.new_id(),
             worker=spec.name,
@@ -97,6 +147,7 @@ class Client:
             queue=spec.queue,
             attempt=0,
             timeout_seconds=spec.timeout_seconds,
+            unique_key=unique_key,
         )
 
     def _write(self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None) -> None:
@@ -120,6 +171,34 @@ class Client:
         else:
             pipe.zadd(keys.scheduled(spec.queue), dict.fromkeys(ids, run_at))
         pipe.execute()
+
+
+class Options:
+    """A client with per-call options; see Client.set."""
+
+    def __init__(self, client: Client, unique_seconds: int | None):
+        self.client = client
+        self.unique_seconds = unique_seconds
+
+    def perform_async(self, worker: str, *args: Any) -> str:
+        return self.client._enqueue(worker, [list(args)], None, self.unique_seconds)[0]
+
+    def perform_in(self, delay: float | timedelta, worker: str, *args: Any) -> str:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if not 0 <= seconds <= MAX_DELAY_SECONDS:
+            raise JobInputError(
+                f"perform_in: the delay must be from 0 to {MAX_DELAY_SECONDS:,} s "
+                f"(ten years), got {seconds} s"
+            )
+        run_at = datetime.now(UTC).timestamp() + seconds
+        return self.client._enqueue(worker, [list(args)], run_at, self.unique_seconds)[0]
+
+    def perform_at(self, when: datetime | float | int, worker: str, *args: Any) -> str:
+        return self.client._enqueue(worker, [list(args)], _epoch(when), self.unique_seconds)[0]
+
+    def perform_bulk(self, worker: str, args_list: Iterable[Sequence[Any]]) -> list[str]:
+        batches = [list(args) for args in args_list]
+        return self.client._enqueue(worker, batches, None, self.unique_seconds)
 
 
 def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int | None) -> None:

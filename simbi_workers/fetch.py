@@ -17,6 +17,8 @@ import redis
 from simbi_workers import keys, lua, wire
 
 STARTED_GRACE_SECONDS = 60
+# A job over its worker's concurrency limit waits this long in the scheduled registry.
+LIMITED_RETRY_SECONDS = 1
 WAKEUP_WAIT_SECONDS = 1
 
 
@@ -31,7 +33,12 @@ class Fetched:
 
 class Fetcher:
     def __init__(
-        self, connection: redis.Redis, process_id: str, worker_name: str, queues: list[str]
+        self,
+        connection: redis.Redis,
+        process_id: str,
+        worker_name: str,
+        queues: list[str],
+        limits: dict[str, int] | None = None,
     ):
         self.connection = connection
         self.process_id = process_id
@@ -39,7 +46,10 @@ class Fetcher:
         self.queues = queues
         self.processing_key = keys.processing(process_id)
         self.entry_suffix = f":{process_id}"
+        # Concurrency limits by worker name, for fetch.lua (it meets the worker only there).
+        self.limits_json = json.dumps(limits or {}, separators=(",", ":"))
         self._fetch = lua.script(connection, "fetch")
+        self._release_unique = lua.script(connection, "release_unique")
 
     def fetch(self) -> Fetched | None:
         reply = self._fetch(
@@ -50,6 +60,8 @@ class Fetcher:
                 self.worker_name,
                 self.entry_suffix,
                 STARTED_GRACE_SECONDS,
+                self.limits_json,
+                LIMITED_RETRY_SECONDS,
                 *self.queues,
             ],
         )
@@ -64,16 +76,21 @@ class Fetcher:
         self.connection.blpop([keys.WAKEUP], timeout=timeout)
 
     def unit(self, fetched: Fetched) -> Unit:
-        return Unit(self, fetched.queue, fetched.job_id)
+        return Unit(self, fetched.queue, fetched.job_id, fetched.fields)
 
 
 class Unit:
     """The acknowledgement of one fetched job."""
 
-    def __init__(self, fetcher: Fetcher, queue: str, job_id: str):
+    def __init__(
+        self, fetcher: Fetcher, queue: str, job_id: str, fields: dict[bytes, bytes] | None = None
+    ):
         self.fetcher = fetcher
         self.queue = queue
         self.job_id = job_id
+        fields = fields or {}
+        self.worker = fields.get(b"simbi_worker", b"").decode("utf-8", "replace")
+        self.unique_key = fields.get(b"simbi_unique", b"").decode("utf-8", "replace")
 
     def done(
         self,
@@ -94,6 +111,7 @@ class Unit:
         _count(pipe, worker, "processed", runtime_ms)
         if skipped:
             _count(pipe, worker, "skipped", 0)
+        self._unlock(pipe)
         pipe.execute()
 
     def retry(
@@ -115,6 +133,7 @@ class Unit:
         pipe.zadd(keys.failed(self.queue), {self.job_id: time.time() + failure_ttl})
         _count(pipe, worker, "failed", runtime_ms)
         _count(pipe, worker, "dead", 0)
+        self._unlock(pipe)
         pipe.execute()
 
     def put_back(self) -> None:
@@ -126,10 +145,18 @@ class Unit:
         pipe.execute()
 
     def _release(self) -> redis.client.Pipeline:
+        entry = self.job_id + self.fetcher.entry_suffix
         pipe = self.fetcher.connection.pipeline(transaction=True)
         pipe.lrem(self.fetcher.processing_key, -1, self.job_id)
-        pipe.zrem(keys.started(self.queue), self.job_id + self.fetcher.entry_suffix)
+        pipe.zrem(keys.started(self.queue), entry)
+        if self.worker:
+            pipe.zrem(keys.slots(self.worker), entry)
         return pipe
+
+    def _unlock(self, pipe: redis.client.Pipeline) -> None:
+        """Finished or dead for good: an identical job may be enqueued again."""
+        if self.unique_key:
+            self.fetcher._release_unique(keys=[self.unique_key], args=[self.job_id], client=pipe)
 
 
 def _record_failure(pipe, job_id: str, status: str, error_text: str, attempts: int) -> None:

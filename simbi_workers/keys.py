@@ -52,3 +52,13 @@ def process(process_id: str) -> str:
 
 def worker_stats(worker: str) -> str:
     return f"simbi:stats:worker:{worker}"
+
+
+def unique_lock(worker: str, digest: str) -> str:
+    """Held while an identical job (same worker, same arguments) waits, is scheduled or runs."""
+    return f"simbi:unique:{worker}:{digest}"
+
+
+def slots(worker: str) -> str:
+    """The running jobs a worker's concurrency limit counts, scored by when each expires."""
+    return f"simbi:slots:{worker}"

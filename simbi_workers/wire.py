@@ -7,6 +7,7 @@ Our own bookkeeping lives in extra `simbi_*` fields that RQ ignores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -34,6 +35,7 @@ class Job:
     attempt: int  # attempts already made before this one
     timeout_seconds: int
     enqueued_at: str | None = None
+    unique_key: str | None = None
 
     @property
     def description(self) -> str:
@@ -105,7 +107,15 @@ def encode(job: Job, *, status: str, result_ttl: int, failure_ttl: int) -> dict[
     }
     if status == "queued":
         fields["enqueued_at"] = now
+    if job.unique_key:
+        fields["simbi_unique"] = job.unique_key
     return fields
+
+
+def unique_digest(args: list[Any]) -> str:
+    """The same arguments, however their objects' keys are ordered, give the same digest."""
+    text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def decode(job_id: str, fields: dict[bytes, bytes], queue: str) -> Job:

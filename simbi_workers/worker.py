@@ -57,7 +57,10 @@ class WorkerProcess:
         self.catalog = catalog
         self.connection = connection
         self.registration = Registration(connection, process_id, queues)
-        self.fetcher = Fetcher(connection, process_id, self.registration.rq_name, queues)
+        limits = {
+            name: spec.concurrency for name, spec in catalog.workers.items() if spec.concurrency
+        }
+        self.fetcher = Fetcher(connection, process_id, self.registration.rq_name, queues, limits)
         self.services = Services(settings, connection)
         self.runtimes = Runtimes(settings, catalog, self.services)
         self.stopping = threading.Event()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from simbi_workers import keys, wire
+from simbi_workers import keys, lua, wire
 from simbi_workers.catalog import Catalog
 
 WORKERS = ("SendPushWorker", "SendIntroWorker")  # the ones that follow up, by name
@@ -75,9 +75,19 @@ def for_people(connection: redis.Redis, catalog: Catalog, user_ids: list[int]) -
 
 
 def take_out(connection: redis.Redis, jobs: list[FollowUp]) -> None:
-    pipe = connection.pipeline(transaction=False)
+    """Remove the jobs, and the unique locks they hold, so the next run can enqueue their
+    twins (SendIntroWorker is unique for a day)."""
+    locks = connection.pipeline(transaction=False)
     for job in jobs:
+        locks.hget(keys.job(job.job_id), "simbi_unique")
+    unique_keys = locks.execute()
+
+    release = lua.script(connection, "release_unique")
+    pipe = connection.pipeline(transaction=False)
+    for job, unique_key in zip(jobs, unique_keys, strict=True):
         pipe.lrem(keys.queue(job.queue), 0, job.job_id)
         pipe.zrem(keys.scheduled(job.queue), job.job_id)
         pipe.delete(keys.job(job.job_id))
+        if unique_key:
+            release(keys=[unique_key.decode()], args=[job.job_id], client=pipe)
     pipe.execute()

@@ -16,6 +16,8 @@ while true do
   local queue = redis.call('HGET', job_key, 'simbi_queue') or redis.call('HGET', job_key, 'origin')
   if queue then
     redis.call('ZREM', 'rq:wip:' .. queue, job_id .. ARGV[1])
+    local worker = redis.call('HGET', job_key, 'simbi_worker')
+    if worker then redis.call('ZREM', 'simbi:slots:' .. worker, job_id .. ARGV[1]) end
     redis.call('HSET', job_key, 'status', 'queued')
     redis.call('LPUSH', 'rq:queue:' .. queue, job_id)
     redis.call('LPUSH', KEYS[2], job_id)
