@@ -165,10 +165,11 @@ class CronTicker:
         previous = croniter(entry.spec.cron, entry.tick).get_prev(datetime)
         if previous.timestamp() > last:
             log.info(
-                "cron %s: ticks from %s to %s were missed; only the latest fired",
+                "cron %s: missed the ticks after %s up to %s; fired only %s",
                 entry.spec.name,
                 _text(datetime.fromtimestamp(last, UTC)),
                 _text(previous),
+                _text(entry.tick),
             )
 
     def _warn_once(self, key: tuple, message: str, *args) -> None:

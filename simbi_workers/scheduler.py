@@ -10,11 +10,13 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 import redis
 from redis.exceptions import LockError
 
 from simbi_workers import keys, lua, wire
+from simbi_workers.cron import CronTicker
 
 LOCK_SECONDS = 10
 TICK_SECONDS = 0.2
@@ -24,9 +26,10 @@ log = logging.getLogger("simbi_workers.scheduler")
 
 
 class Scheduler:
-    def __init__(self, connection: redis.Redis, queues: list[str]):
+    def __init__(self, connection: redis.Redis, queues: list[str], cron: CronTicker | None = None):
         self.connection = connection
         self.queues = queues
+        self.cron = cron
         self.lock = connection.lock(keys.SCHEDULER_LOCK, timeout=LOCK_SECONDS)
         self._move = lua.script(connection, "schedule")
         self.leader = False
@@ -38,9 +41,12 @@ class Scheduler:
         queue_keys = []
         for queue in self.queues:
             queue_keys += [keys.scheduled(queue), keys.queue(queue)]
-        return self._move(
+        moved = self._move(
             keys=[keys.WAKEUP, *queue_keys], args=[time.time(), wire.utc_now_text(), MOVE_LIMIT]
         )
+        if self.cron is not None:
+            self.cron.tick(datetime.now(UTC))  # after the move: cron never delays due jobs
+        return moved
 
     def run(self, stopping: threading.Event) -> None:
         failing = False
@@ -52,7 +58,12 @@ class Scheduler:
                 if failing:
                     log.warning("scheduler reaches Redis again")
                     failing = False
-            except redis.RedisError as exc:
+            except Exception as exc:
+                if not isinstance(exc, redis.RedisError):
+                    # A bug must not end the thread that every delayed job depends on.
+                    log.exception("scheduler tick failed")
+                    stopping.wait(1)
+                    continue
                 # One line per state change, not one per tick.
                 if not failing:
                     log.warning("scheduler cannot reach Redis: %s; retrying every second", exc)

@@ -24,7 +24,9 @@ import redis
 
 from simbi_workers import keys
 from simbi_workers.catalog import Catalog
+from simbi_workers.client import Client
 from simbi_workers.config import Settings
+from simbi_workers.cron import CronTicker
 from simbi_workers.errors import ConfigError
 from simbi_workers.http import MonitorServer
 from simbi_workers.recovery import Recovery
@@ -81,7 +83,10 @@ class Supervisor:
             self._preflight()
             self.recovery = Recovery(self.connection)
             self._start_monitor()
-            scheduler = Scheduler(self.connection, self.catalog.queue_names())
+            cron = CronTicker(
+                self.connection, self.catalog, Client(self.connection, self.catalog, self.settings)
+            )
+            scheduler = Scheduler(self.connection, self.catalog.queue_names(), cron)
             threading.Thread(
                 target=scheduler.run, args=(self.stopping,), daemon=True, name="scheduler"
             ).start()

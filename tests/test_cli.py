@@ -64,3 +64,23 @@ def test_enqueue_without_any_redis_tells_how_to_get_one(worker_env, tmp_path):
     assert result.returncode == 1
     assert "REDIS_URL is not set and no local Redis is running" in result.stderr
     assert "simbi-workers start" in result.stderr
+
+
+def test_workers_shows_when_each_cron_entry_runs_next(worker_env, tmp_path):
+    import re
+
+    path = tmp_path / "queues.yaml"
+    path.write_text(
+        "queues:\n  default: {priority: 5}\nworkers:\n"
+        "  PyNoopWorker: {runtime: python, args: [], cron: '*/5 * * * *'}\n"
+        "  PyEchoWorker: {runtime: python, args: [value], cron: '0 3 * * *'}\n"
+    )
+    env = {**worker_env, "COLUMNS": "200", "SIMBI_QUEUES_FILE": str(path)}
+
+    result = cli(env, "workers")
+
+    assert result.returncode == 0, result.stderr
+    noop = next(line for line in result.stdout.splitlines() if "PyNoopWorker" in line)
+    minute = re.search(r"next \d{4}-\d\d-\d\d \d\d:(\d\d) UTC", noop)
+    assert minute and int(minute.group(1)) % 5 == 0
+    assert "not run: a cron worker takes no arguments" in result.stdout

@@ -164,7 +164,10 @@ def test_after_three_missed_ticks_only_the_latest_fires(host, redis_conn, caplog
     assert redis_conn.exists(cron_claim("PyNoopWorker", int(at(15).timestamp())))
     for missed in (5, 10):
         assert not redis_conn.exists(cron_claim("PyNoopWorker", int(at(missed).timestamp())))
-    assert "ticks from 2026-03-02 12:00 UTC to 2026-03-02 12:10 UTC were missed" in caplog.text
+    assert (
+        "cron PyNoopWorker: missed the ticks after 2026-03-02 12:00 UTC up to "
+        "2026-03-02 12:10 UTC; fired only 2026-03-02 12:15 UTC"
+    ) in caplog.text
 
 
 def test_a_daily_entry_down_over_its_tick_catches_up_once(host, redis_conn):
