@@ -6,7 +6,7 @@ import json
 import re
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
 import click
 import redis
@@ -137,9 +137,12 @@ def workers() -> None:
     table = Table(title=f"{len(catalog.workers)} workers ({catalog.path})")
     for column in ("worker", "runtime", "queue", "arguments", "policies"):
         table.add_column(column, no_wrap=column in ("worker", "runtime", "queue"))
+    now = datetime.now(UTC)
     ordered = sorted(catalog.workers.values(), key=lambda spec: (spec.runtime, spec.name))
     for spec in ordered:
-        table.add_row(spec.name, spec.runtime, spec.queue, ", ".join(spec.args), _policies(spec))
+        table.add_row(
+            spec.name, spec.runtime, spec.queue, ", ".join(spec.args), _policies(spec, now)
+        )
     console.print(table)
 
 
@@ -307,15 +310,24 @@ def _datetime(text: str) -> datetime:
     return when
 
 
-def _policies(spec) -> str:
+def _policies(spec, now: datetime) -> str:
     parts = [f"retry {spec.retry}", f"timeout {spec.timeout_seconds}s"]
     if spec.concurrency:
         parts.append(f"concurrency {spec.concurrency}")
     if spec.unique_seconds:
         parts.append(f"unique {spec.unique_seconds}s")
     if spec.cron:
-        parts.append(f"cron {spec.cron}")
+        parts.append(f"cron {spec.cron} UTC ({_next_run(spec, now)})")
     return ", ".join(parts)
+
+
+def _next_run(spec, now: datetime) -> str:
+    from simbi_workers.cron import next_run
+
+    if spec.arity:
+        return "not run: a cron worker takes no arguments"
+    upcoming = next_run(spec, now)
+    return "matches no date" if upcoming is None else f"next {upcoming:%Y-%m-%d %H:%M} UTC"
 
 
 def _dead_set():

@@ -6,6 +6,7 @@ put back. Until one of those runs, its id sits in the process's processing list.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import zlib
@@ -17,6 +18,7 @@ import redis
 from simbi_workers import keys, lua, wire
 
 STARTED_GRACE_SECONDS = 60
+RESULT_FAILED = 2  # rq.results.Result.Type.FAILED
 # A job over its worker's concurrency limit waits this long in the scheduled registry.
 LIMITED_RETRY_SECONDS = 1
 WAKEUP_WAIT_SECONDS = 1
@@ -133,6 +135,9 @@ class Unit:
         pipe.zadd(keys.failed(self.queue), {self.job_id: time.time() + failure_ttl})
         _count(pipe, worker, "failed", runtime_ms)
         _count(pipe, worker, "dead", 0)
+        _record_result(
+            pipe, self.job_id, RESULT_FAILED, error_text, failure_ttl, self.fetcher.worker_name
+        )
         self._unlock(pipe)
         pipe.execute()
 
@@ -170,6 +175,22 @@ def _record_failure(pipe, job_id: str, status: str, error_text: str, attempts: i
             "simbi_error": error_text.splitlines()[0][:500],
         },
     )
+
+
+def _record_result(
+    pipe, job_id: str, kind: int, error_text: str, ttl: int, worker_name: str
+) -> None:
+    """RQ 2 reads a job's outcome from its results stream: tools such as rq-dashboard show
+    a dead job's traceback from here, not from the job hash."""
+    encoded = base64.b64encode(zlib.compress(error_text.encode())).decode()
+    key = keys.results(job_id)
+    pipe.xadd(
+        key,
+        {"type": kind, "worker_name": worker_name, "exc_string": encoded},
+        maxlen=10,
+        approximate=True,
+    )
+    pipe.expire(key, ttl)
 
 
 def _count(pipe: redis.client.Pipeline, worker: str, outcome: str, runtime_ms: float) -> None:

@@ -62,3 +62,8 @@ def unique_lock(worker: str, digest: str) -> str:
 def slots(worker: str) -> str:
     """The running jobs a worker's concurrency limit counts, scored by when each expires."""
     return f"simbi:slots:{worker}"
+
+
+def results(job_id: str) -> str:
+    """RQ 2's stream of a job's outcomes."""
+    return f"rq:results:{job_id}"

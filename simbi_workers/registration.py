@@ -61,9 +61,11 @@ class Registration:
                 "state": "busy" if job_id else "idle",
                 "version": "simbi-workers",
                 "python_version": "",
-                "current_job": job_id or "",
             },
         )
+        # No current_job: RQ's tools would fetch and unpickle it (rq-dashboard 0.9 does,
+        # whatever its serializer setting); our own process hash names the job.
+        pipe.hdel(keys.rq_worker(self.rq_name), "current_job")
         pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
         pipe.sadd(keys.RQ_WORKERS, keys.rq_worker(self.rq_name))
         for queue in self.queues:
