@@ -112,6 +112,7 @@ class Child:
         """Run one job. A dead, hung or confused child is killed; the job fails with why."""
         deadline = time.monotonic() + timeout_seconds
         self.current_job = job.id
+        self._stderr_lines = []  # a failure quotes only what this job wrote
         try:
             self._send(
                 {

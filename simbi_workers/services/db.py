@@ -30,6 +30,8 @@ def _translated(sql: str) -> Iterator[None]:
     """Turn driver errors into job errors whose retryability says what a retry can do."""
     try:
         yield
+    except OverflowError as error:
+        raise BadStatement(f"a parameter is out of the database's range: {error}") from None
     except exc.IntegrityError as error:
         raise ConstraintViolation(f"constraint violated: {_reason(error)}") from None
     except (exc.ProgrammingError, exc.DataError) as error:
