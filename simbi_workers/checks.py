@@ -21,6 +21,9 @@ def run_checks(settings: Settings) -> list[Result]:
         ("typescript build", _typescript_build),
         ("redis", _redis),
         ("database", _database),
+        ("mail", _mail),
+        ("sms", _sms),
+        ("push", _push),
     ]
     results = []
     for name, check in checks:
@@ -69,3 +72,30 @@ def _database(settings: Settings) -> str:
     database = Database(settings.database_url_or_default)
     tables = inspect(database.engine).get_table_names()
     return f"{database.engine.url.render_as_string(hide_password=True)}: {len(tables)} tables"
+
+
+# The providers: where mail, SMS and push notifications go, read from the settings alone
+# (no connection is made). Each describe() keeps secrets out of what it returns or raises.
+
+
+def _mail(settings: Settings) -> str:
+    from simbi_workers.services import mail
+
+    return _relative(mail.describe(settings))
+
+
+def _sms(settings: Settings) -> str:
+    from simbi_workers.services import sms
+
+    return _relative(sms.describe(settings))
+
+
+def _push(settings: Settings) -> str:
+    from simbi_workers.services import push
+
+    return _relative(push.describe(settings))
+
+
+def _relative(line: str) -> str:
+    # "outbox /home/…/simbi-workers/var/outbox/mail" reads better as "outbox var/outbox/mail".
+    return line.replace(f"{ROOT}/", "")

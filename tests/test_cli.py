@@ -84,3 +84,33 @@ def test_workers_shows_when_each_cron_entry_runs_next(worker_env, tmp_path):
     minute = re.search(r"next \d{4}-\d\d-\d\d \d\d:(\d\d) UTC", noop)
     assert minute and int(minute.group(1)) % 5 == 0
     assert "not run: a cron worker takes no arguments" in result.stdout
+
+
+def test_check_fails_on_the_mail_row_for_a_bad_smtp_url_without_printing_the_password(
+    worker_env,
+):
+    env = {**worker_env, "COLUMNS": "200", "SMTP_URL": "smtp://mailer:hunter2s3cr3t@[::1"}
+
+    result = cli(env, "check")
+
+    assert result.returncode == 1
+    mail_line = next(line for line in result.stdout.splitlines() if " mail " in line)
+    assert "FAIL" in mail_line
+    assert "SMTP_URL is not a valid smtp:// or smtps:// URL" in result.stdout
+    assert "hunter2s3cr3t" not in result.stdout + result.stderr
+
+
+def test_check_has_a_row_for_each_provider_saying_where_messages_go(worker_env):
+    env = {
+        name: value
+        for name, value in worker_env.items()
+        if not name.startswith(("SMTP_", "TWILIO_", "FCM_", "ONESIGNAL_"))
+    }
+    env["COLUMNS"] = "200"
+
+    result = cli(env, "check")
+
+    lines = result.stdout.splitlines()
+    for name, detail in (("mail", "outbox"), ("sms", "outbox"), ("push", "to outbox")):
+        line = next(line for line in lines if f" {name} " in line)
+        assert " ok " in line and detail in line

@@ -15,6 +15,7 @@ import pytest
 from simbi_workers.config import Settings
 from simbi_workers.errors import PermanentJobError
 from simbi_workers.services import Services
+from simbi_workers.services import mail as mail_module
 from simbi_workers.services.mail import Mail
 from simbi_workers.services.provider_errors import ProviderRejected, ProviderUnavailable
 from tests import provider_fixtures
@@ -353,8 +354,9 @@ def test_a_child_reaches_send_and_unsubscribe_url_through_host_calls(settings, r
         ({"to_email": "zoe@@example.org"}, "to_email"),
         ({"to_email": "zoe.example.org"}, "to_email"),
         ({"to_email": "Zoë <zoe@example.org>"}, "to_email"),
-        ({"to_name": "Zoë\r\nBcc: all@example.org"}, "to_name may not contain CR or LF"),
-        ({"subject": "Hi\nBcc: all@example.org"}, "subject may not contain CR or LF"),
+        ({"to_name": "Zoë\r\nBcc: all@example.org"}, "to_name may not contain line breaks"),
+        ({"subject": "Hi\nBcc: all@example.org"}, "subject may not contain line breaks"),
+        ({"to_email": "zoe\x7f@example.org"}, "to_email"),
         ({"subject": ""}, "subject must be a non-empty string"),
         ({"text": ""}, "text must be a non-empty string"),
         ({"transactional": "no"}, "transactional must be true or false"),
@@ -366,3 +368,227 @@ def test_bad_input_is_permanent_and_nothing_is_written(settings, overrides, expe
         send_newsletter(Mail(settings), **overrides)
 
     assert not (settings.var_dir / "outbox" / "mail").exists()
+
+
+# Every character str.splitlines() breaks at is one the email package refuses in a header
+# with a ValueError (retryable, so it burned the retry ladder); other C0/C1 controls have
+# no place in a header either. All are permanent, named by field, before anything is sent.
+HEADER_BREAKERS = ["\x1c", "\x1d", "\x1e", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"]
+OTHER_CONTROLS = ["\x00", "\x07", "\t", "\x1b", "\x7f", "\x9b"]
+
+
+@pytest.mark.parametrize("field", ["subject", "to_name"])
+@pytest.mark.parametrize("char", HEADER_BREAKERS + OTHER_CONTROLS)
+def test_control_characters_in_header_text_are_permanent_and_name_the_field(
+    settings, monkeypatch, smtp_server, field, char
+):
+    recorder = Recorder()
+    port = smtp_server(recorder)
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{port}?starttls=false")
+
+    for value in (f"Hi{char}Bcc: all@example.org", f"Hi{char}"):
+        with pytest.raises(PermanentJobError, match=f"{field} may not contain line breaks"):
+            send_newsletter(mail, **{field: value})
+
+    assert recorder.received == []
+
+
+def test_unicode_header_text_without_control_characters_is_fine(settings):
+    result = send_newsletter(Mail(settings), subject="Olá — ½ price 👋 \u200b", to_name="Zoë")
+
+    assert result["delivered"] == "outbox"
+
+
+# SMTP_URL
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://mailer:s3cr3t@[::1",
+        "smtp://mailer:s3cr3t@[not-an-ip]:25",
+        "smtp://mailer:s3cr3t]@host",
+    ],
+)
+def test_a_malformed_smtp_url_is_permanent_and_hides_the_password(
+    settings, monkeypatch, caplog, url
+):
+    caplog.set_level(logging.DEBUG)
+    mail = mail_service(monkeypatch, url)
+
+    with pytest.raises(PermanentJobError) as caught:
+        send_newsletter(mail)
+
+    assert "SMTP_URL is not a valid smtp:// or smtps:// URL" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+    assert "s3cr3t" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://mailer:s3/cr3t@host", "port that is not a number"),
+        ("smtp://mailer:s3cr3t@host:99999", "port that is not a number"),
+        ("http://mailer:s3cr3t@host", "must start with smtp:// or smtps://"),
+        ("smtp://mailer:s3cr3t@:25", "names no host"),
+        ("smtp://host?starttls=s3cr3t", r"\?starttls= must be true or false"),
+        ("smtp://host?starttls=false&insecure_auth=s3cr3t", "insecure_auth= must be true"),
+    ],
+)
+def test_other_bad_smtp_urls_say_what_is_wrong_without_the_url(
+    settings, monkeypatch, url, expected
+):
+    mail = mail_service(monkeypatch, url)
+
+    with pytest.raises(PermanentJobError, match=expected) as caught:
+        send_newsletter(mail)
+
+    assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://mailer:pw@mail.example", "smtp to mail.example:587 (STARTTLS)"),
+        ("smtps://mailer:pw@mail.example", "smtp to mail.example:465 (implicit TLS)"),
+        ("smtps://[::1]:2465", "smtp to [::1]:2465 (implicit TLS)"),
+        ("smtp://relay:25?starttls=false", "smtp to relay:25 (plain, no TLS, no login)"),
+        (
+            "smtp://mailer:pw@localhost:1025?starttls=false&insecure_auth=true",
+            "smtp to localhost:1025 (plain SMTP, password sent without TLS: insecure_auth)",
+        ),
+    ],
+)
+def test_describe_says_where_mail_goes_without_the_password(settings, monkeypatch, url, expected):
+    monkeypatch.setenv("SMTP_URL", url)
+    monkeypatch.setenv("SIMBI_UNSUBSCRIBE_SECRET", "production-secret")
+
+    assert mail_module.describe(Settings()) == expected
+
+
+def test_describe_without_smtp_names_the_outbox(settings):
+    assert mail_module.describe(settings) == f"outbox {settings.var_dir / 'outbox' / 'mail'}"
+
+
+def test_describe_fails_on_an_unreadable_ca_file_and_warns_of_the_development_secret(
+    settings, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("SMTP_URL", "smtp://mailer:pw@mail.example")
+    assert mail_module.describe(Settings()).endswith(
+        "; warning: unsubscribe links are signed with the development secret; "
+        "set SIMBI_UNSUBSCRIBE_SECRET"
+    )
+
+    monkeypatch.setenv("SMTP_CA_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(PermanentJobError, match="cannot load SMTP_CA_FILE"):
+        mail_module.describe(Settings())
+
+
+# No password over plain SMTP
+
+
+def plain_server_with_auth(smtp_server, recorder: Recorder) -> int:
+    """A server that offers no STARTTLS but takes AUTH in clear (as mailpit can)."""
+    return smtp_server(recorder, authenticator=recorder.authenticate, auth_require_tls=False)
+
+
+def test_a_login_over_plain_smtp_is_refused_before_connecting(
+    settings, monkeypatch, smtp_server, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    recorder = Recorder()
+    port = plain_server_with_auth(smtp_server, recorder)
+    url = f"smtp://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}?starttls=false"
+    mail = mail_service(monkeypatch, url)
+
+    with pytest.raises(ProviderRejected) as caught:
+        send_newsletter(mail)
+
+    message = str(caught.value)
+    assert caught.value.retryable is False
+    assert "refusing to send the SMTP password without TLS: use smtps:// or STARTTLS" in message
+    assert "insecure_auth=true" in message
+    assert "s3cr3t" not in message
+    assert "s3cr3t" not in caplog.text
+    assert recorder.logins == []
+    assert recorder.received == []
+
+
+def test_insecure_auth_logs_in_over_plain_smtp_for_a_local_test_server(
+    settings, monkeypatch, smtp_server
+):
+    recorder = Recorder()
+    port = plain_server_with_auth(smtp_server, recorder)
+    password = quote(PASSWORD, safe="")
+    url = f"smtp://{USER}:{password}@127.0.0.1:{port}?starttls=false&insecure_auth=true"
+    mail = mail_service(monkeypatch, url)
+
+    assert send_newsletter(mail)["delivered"] == "smtp"
+    assert [(login, ok) for _, login, ok in recorder.logins] == [(USER, True)]
+    assert len(recorder.received) == 1
+
+
+# The unsubscribe secret
+
+
+def warnings_of(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "simbi_workers.services.mail" and r.levelno == logging.WARNING
+    ]
+
+
+def test_smtp_with_the_development_secret_warns_once_at_construction(settings, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    mail = mail_service(monkeypatch, f"smtp://127.0.0.1:{free_port()}?starttls=false")
+
+    assert warnings_of(caplog) == [
+        "mail: unsubscribe links are signed with the development secret; "
+        "set SIMBI_UNSUBSCRIBE_SECRET"
+    ]
+    mail.unsubscribe_url(42, "messages")
+    assert len(warnings_of(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    ("smtp_url", "secret"),
+    [(None, None), (None, ""), ("smtp://127.0.0.1:25?starttls=false", "production-secret")],
+)
+def test_no_warning_for_the_outbox_or_a_real_secret(
+    settings, monkeypatch, caplog, smtp_url, secret
+):
+    caplog.set_level(logging.DEBUG)
+    env = {} if secret is None else {"SIMBI_UNSUBSCRIBE_SECRET": secret}
+
+    mail_service(monkeypatch, smtp_url, **env)
+
+    assert warnings_of(caplog) == []
+
+
+def test_an_empty_secret_signs_nothing_but_transactional_mail_still_goes(
+    settings, monkeypatch, smtp_server, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    recorder = Recorder()
+    port = smtp_server(recorder)
+    url = f"smtp://127.0.0.1:{port}?starttls=false"
+    mail = mail_service(monkeypatch, url, SIMBI_UNSUBSCRIBE_SECRET="")
+
+    assert warnings_of(caplog) == [
+        "mail: SIMBI_UNSUBSCRIBE_SECRET is empty: mail with unsubscribe links will fail; "
+        "set SIMBI_UNSUBSCRIBE_SECRET"
+    ]
+    with pytest.raises(PermanentJobError, match="SIMBI_UNSUBSCRIBE_SECRET is empty"):
+        send_newsletter(mail)
+    with pytest.raises(PermanentJobError, match="SIMBI_UNSUBSCRIBE_SECRET is empty"):
+        mail.unsubscribe_url(42, "messages")
+    assert recorder.received == []
+
+    send_newsletter(mail, transactional=True, user_id=None)
+    assert len(recorder.received) == 1
+
+    signed = Mail(settings).unsubscribe_url(42, "messages")["url"].rsplit("/", 1)[1]
+    assert mail.verify_unsubscribe_token(signed) is None
+    with pytest.raises(PermanentJobError, match="SIMBI_UNSUBSCRIBE_SECRET is empty"):
+        mail_module.describe(Settings())

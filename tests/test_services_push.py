@@ -16,6 +16,7 @@ import responses
 from simbi_workers.config import Settings
 from simbi_workers.errors import PermanentJobError
 from simbi_workers.services import Services
+from simbi_workers.services import push as push_module
 from simbi_workers.services.provider_errors import (
     ProviderRejected,
     ProviderUnavailable,
@@ -393,3 +394,117 @@ def test_a_child_reaches_send_through_a_host_call(settings, redis_conn):
     )
 
     assert result["delivered"]["outbox"] == 1
+
+
+# The failure count is of devices: one batch, configuration or OneSignal error fails all
+# the devices it covered.
+
+
+def test_a_broken_service_account_file_counts_every_fcm_device_as_failed(
+    settings, tmp_path, monkeypatch
+):
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps({"type": "authorized_user"}))
+    monkeypatch.setenv("FCM_SERVICE_ACCOUNT_FILE", str(path))
+
+    with pytest.raises(PermanentJobError) as caught:
+        Push(Settings()).send(
+            [device("tok-1"), device("tok-2"), device("tok-3"), device("sub-1", "onesignal")],
+            "t",
+            "b",
+        )
+
+    assert str(caught.value).endswith("(3 device(s) failed; 1 were sent to)")
+
+
+def test_credentials_google_refuses_count_every_device_of_the_batch(fcm_env, fcm, httpserver):
+    answers, _ = fcm
+    answers["tok-1"] = answers["tok-2"] = OK
+    httpserver.clear()
+    httpserver.expect_request("/token").respond_with_json(
+        {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, status=400
+    )
+
+    with pytest.raises(ProviderRejected) as caught:
+        Push(Settings()).send([device("tok-1"), device("tok-2")], "t", "b")
+
+    assert str(caught.value).endswith("(2 device(s) failed; 0 were sent to)")
+
+
+def test_a_onesignal_failure_counts_each_of_its_devices_and_fcm_failures_one_each(
+    fcm_env, fcm, httpserver, monkeypatch
+):
+    provider_fixtures.use_onesignal(monkeypatch, httpserver.url_for("/"))
+    httpserver.expect_request("/notifications").respond_with_data("upstream error", status=503)
+    answers, _ = fcm
+    answers["tok-ok"] = OK
+    answers["tok-bad"] = (
+        401,
+        fcm_error(401, "UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "APNs certificate expired"),
+    )
+    devices = [device("tok-ok"), device("tok-bad")]
+    devices += [device(f"sub-{n}", "onesignal") for n in range(3)]
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        Push(Settings()).send(devices, "t", "b")
+
+    assert "OneSignal answered status 503" in str(caught.value)
+    assert "(4 device(s) failed; 1 were sent to, and a retry sends to them again)" in str(
+        caught.value
+    )
+
+
+# `simbi-workers check`
+
+
+def test_describe_without_providers_names_the_outbox(settings):
+    outbox_file = settings.var_dir / "outbox" / "push.jsonl"
+
+    assert push_module.describe(settings) == f"fcm and onesignal devices to outbox {outbox_file}"
+
+
+def test_describe_names_the_fcm_project_and_onesignal_app_without_the_key(
+    fcm_env, settings, monkeypatch
+):
+    provider_fixtures.use_onesignal(monkeypatch, "https://api.onesignal.com")
+
+    line = push_module.describe(Settings())
+
+    assert line == f"fcm project {PROJECT} ({fcm_env}); onesignal app {APP_ID}"
+    assert API_KEY not in line
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read FCM_SERVICE_ACCOUNT_FILE"),
+        ('{"private_key": "-----BEGIN PRIVATE KEY-----\nMIIE', "is not valid JSON"),
+        ('"-----BEGIN PRIVATE KEY-----"', "is not a JSON object"),
+        ('{"type": "authorized_user"}', "cannot use FCM_SERVICE_ACCOUNT_FILE"),
+    ],
+)
+def test_describe_fails_on_an_fcm_file_that_is_missing_or_not_a_service_account(
+    settings, tmp_path, monkeypatch, content, expected
+):
+    path = tmp_path / "sa.json"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("FCM_SERVICE_ACCOUNT_FILE", str(path))
+
+    with pytest.raises(PermanentJobError, match=expected) as caught:
+        push_module.describe(Settings())
+
+    assert "PRIVATE KEY" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [("ONESIGNAL_APP_ID", "ONESIGNAL_API_KEY"), ("ONESIGNAL_API_KEY", "ONESIGNAL_APP_ID")],
+)
+def test_describe_fails_on_half_configured_onesignal(settings, monkeypatch, name, missing):
+    monkeypatch.setenv(name, API_KEY)
+
+    with pytest.raises(PermanentJobError, match=f"set {missing} or unset both") as caught:
+        push_module.describe(Settings())
+
+    assert API_KEY not in str(caught.value)

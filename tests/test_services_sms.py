@@ -13,6 +13,7 @@ import pytest
 from simbi_workers.config import Settings
 from simbi_workers.errors import PermanentJobError
 from simbi_workers.services import Services
+from simbi_workers.services import sms as sms_module
 from simbi_workers.services.provider_errors import (
     InvalidNumber,
     ProviderRejected,
@@ -204,3 +205,73 @@ def test_a_child_reaches_send_through_a_host_call(settings, redis_conn):
     )
 
     assert result["delivered"] == "outbox"
+
+
+# A 2xx that is not a JSON message (a proxy's or captive portal's page, an empty object):
+# retryable, since nothing says the SMS went out, but the error must say it may have.
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "what"),
+    [
+        (f"<html><body>Gateway OK {TOKEN}</body></html>", "text/html", "was not a JSON message"),
+        ("[]", "application/json", "was not a JSON message"),
+        ("null", "application/json", "was not a JSON message"),
+        ('{"status": "queued"}', "application/json", "named no message sid"),
+    ],
+)
+def test_a_2xx_that_is_not_a_json_message_is_retryable_and_warns_of_a_duplicate(
+    sms, httpserver, caplog, body, content_type, what
+):
+    caplog.set_level(logging.DEBUG)
+    httpserver.expect_request(MESSAGES_PATH).respond_with_data(
+        body, status=201, content_type=content_type
+    )
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        sms.send("+4915112345678", "hi")
+
+    message = str(caught.value)
+    assert caught.value.retryable is True
+    assert f"Twilio answered status 201 but its answer {what}" in message
+    assert "the message may have been accepted, so a retry may send it twice" in message
+    assert TOKEN not in message
+    our_logs = [r for r in caplog.records if not r.name.startswith("werkzeug")]
+    assert TOKEN not in "\n".join(r.getMessage() for r in our_logs)
+
+
+# `simbi-workers check`
+
+
+def test_describe_without_twilio_names_the_outbox(settings):
+    assert sms_module.describe(settings) == f"outbox {settings.var_dir / 'outbox' / 'sms.jsonl'}"
+
+
+def test_describe_with_twilio_names_account_and_sender_but_not_the_token(settings, monkeypatch):
+    provider_fixtures.use_twilio(monkeypatch, "https://proxy-user:pr0xyPw@proxy.example:8443/")
+
+    line = sms_module.describe(Settings())
+
+    assert line == f"twilio account {SID} from {FROM} via https://proxy.example:8443"
+    assert TOKEN not in line
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"TWILIO_ACCOUNT_SID": SID}, "TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER"),
+        ({"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM_NUMBER": FROM}, "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_FROM_NUMBER": FROM}, "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN"),
+    ],
+)
+def test_describe_fails_on_half_configured_twilio_naming_what_is_missing(
+    settings, monkeypatch, env, missing
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(PermanentJobError) as caught:
+        sms_module.describe(Settings())
+
+    assert f"set {missing} or unset" in str(caught.value)
+    assert TOKEN not in str(caught.value)

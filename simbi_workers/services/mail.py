@@ -3,8 +3,11 @@
 
 SMTP_URL forms (see config.py): smtp://user:pass@host:587 upgrades with STARTTLS and
 refuses to go on without it (the password must not cross the network in clear);
-smtp://host:25?starttls=false talks plain SMTP to a trusted relay; smtps://host:465
-uses implicit TLS. The URL holds a password: it never appears in an error or a log line.
+smtp://host:25?starttls=false talks plain SMTP to a trusted relay that needs no login;
+smtps://host:465 uses implicit TLS. A user name with ?starttls=false is refused: the
+login would send the password in clear. Only for a local test server (mailpit, aiosmtpd)
+that offers neither TLS, add ?insecure_auth=true to log in over plain SMTP anyway. The
+URL holds a password: it never appears in an error or a log line.
 
 Unsubscribe links carry a token the Simbi app verifies with SIMBI_UNSUBSCRIBE_SECRET:
 
@@ -12,7 +15,9 @@ Unsubscribe links carry a token the Simbi app verifies with SIMBI_UNSUBSCRIBE_SE
     url     = SIMBI_APP_URL + "/unsubscribe/" + token
 
 b64url is URL-safe base64 without '=' padding. The token is deterministic: the same user
-and category always get the same link, so a retried job sends the same one.
+and category always get the same link, so a retried job sends the same one. An empty
+secret signs nothing (unsubscribe_url and non-transactional sends fail permanently), and
+sending over SMTP with the development default logs a warning when Mail is built.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import re
 import smtplib
 import ssl
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +58,9 @@ _CATEGORY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _FILE_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
 _FALSE = ("false", "0", "no", "off")
+_TRUE = ("true", "1", "yes", "on")
+_INVALID_URL = "SMTP_URL is not a valid smtp:// or smtps:// URL"
+_DEVELOPMENT_SECRET = Settings.model_fields["unsubscribe_secret"].default.get_secret_value()
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,20 @@ class SmtpTarget:
     starttls: bool
     username: str | None
     password: str | None
+    insecure_auth: bool = False
+
+    def describe(self) -> str:
+        """One line for `simbi-workers check`, without the user name or password."""
+        if self.implicit_tls:
+            how = "implicit TLS"
+        elif self.starttls:
+            how = "STARTTLS"
+        elif self.username:
+            how = "plain SMTP, password sent without TLS: insecure_auth"
+        else:
+            how = "plain, no TLS, no login"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"smtp to {host}:{self.port} ({how})"
 
 
 def _utc_now() -> datetime:
@@ -78,6 +101,8 @@ class Mail:
         self._from = settings.mail_from
         self._domain = _domain_of(settings.mail_from)
         self._secret = settings.unsubscribe_secret.get_secret_value().encode("utf-8")
+        if self._smtp_url is not None and (problem := _secret_problem(settings)):
+            log.warning("mail: %s", problem)
         self._app_url = settings.app_base_url.rstrip("/")
         self._outbox_dir = settings.outbox_dir / "mail"
         self._now = now
@@ -90,7 +115,7 @@ class Mail:
     def verify_unsubscribe_token(self, token: str) -> tuple[str, str] | None:
         """(user_id, category) from a token this service signed, or None if it is forged,
         truncated or signed with another secret. user_id comes back as a string."""
-        if not isinstance(token, str):
+        if not isinstance(token, str) or not self._secret:
             return None
         encoded = token.partition(".")[0]
         try:
@@ -126,7 +151,12 @@ class Mail:
                 )
             unsubscribe = self.unsubscribe_url(user_id, category)["url"]
 
-        message = self._build(to_email, to_name, subject, text, html, unsubscribe)
+        try:
+            message = self._build(to_email, to_name, subject, text, html, unsubscribe)
+        except ValueError as exc:
+            # The email package refuses what _check_message missed; the input, not the
+            # server, is wrong, so a retry cannot help.
+            raise PermanentJobError(f"mail.send: cannot build the message: {exc}") from None
         message_id = message["Message-ID"]
 
         if self._smtp_url is None:
@@ -138,6 +168,12 @@ class Mail:
         return {"message_id": message_id, "delivered": "smtp"}
 
     def _token(self, payload: bytes) -> str:
+        if not self._secret:
+            # HMAC with an empty key: anyone could sign an unsubscribe link.
+            raise PermanentJobError(
+                "mail: SIMBI_UNSUBSCRIBE_SECRET is empty, so unsubscribe links cannot be "
+                "signed; set it to the secret the Simbi app verifies them with"
+            )
         digest = hmac.new(self._secret, payload, hashlib.sha256).digest()
         return f"{_b64encode(payload)}.{_b64encode(digest[:SIGNATURE_BYTES])}"
 
@@ -204,13 +240,17 @@ class Mail:
         smtp.send_message(message)
 
     def _tls(self) -> ssl.SSLContext:
-        cafile = str(self._ca_file) if self._ca_file else None
-        try:
-            return ssl.create_default_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise PermanentJobError(
-                f"mail: cannot load SMTP_CA_FILE {cafile}: {exc}; fix or unset it"
-            ) from None
+        return _tls_context(self._ca_file)
+
+
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    cafile = str(ca_file) if ca_file else None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise PermanentJobError(
+            f"mail: cannot load SMTP_CA_FILE {cafile}: {exc}; fix or unset it"
+        ) from None
 
 
 def _close(smtp: smtplib.SMTP) -> None:
@@ -265,27 +305,89 @@ def _text(reply: bytes | str) -> str:
 
 
 def _parse_smtp_url(url: str) -> SmtpTarget:
-    # Errors name the rule, never the URL: it holds the password.
-    parts = urlsplit(url)
-    if parts.scheme not in _DEFAULT_PORTS:
+    # Errors name the rule, never the URL or urllib's message: both may hold the password.
+    try:
+        parts = urlsplit(url)
+        scheme, hostname = parts.scheme, parts.hostname
+        username, password = parts.username, parts.password
+        query = parse_qs(parts.query)
+    except ValueError:
+        raise PermanentJobError(
+            f"{_INVALID_URL} (percent-encode ':' '@' '/' '?' '#' '[' ']' in the user name "
+            "and password)"
+        ) from None
+    if scheme not in _DEFAULT_PORTS:
         raise PermanentJobError("SMTP_URL must start with smtp:// or smtps://")
     try:
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        port = parts.port or _DEFAULT_PORTS[scheme]
     except ValueError:
-        raise PermanentJobError("SMTP_URL has a port that is not a number") from None
-    if not parts.hostname:
+        raise PermanentJobError(
+            "SMTP_URL has a port that is not a number from 1 to 65535 (percent-encode "
+            "':' '@' '/' '?' '#' in the user name and password)"
+        ) from None
+    if not hostname:
         raise PermanentJobError("SMTP_URL names no host")
 
-    implicit_tls = parts.scheme == "smtps"
-    starttls_option = parse_qs(parts.query).get("starttls", ["true"])[0].lower()
+    implicit_tls = scheme == "smtps"
+    starttls = not implicit_tls and _option(query, "starttls", default=True)
+    insecure_auth = _option(query, "insecure_auth", default=False)
+    if username and not (implicit_tls or starttls or insecure_auth):
+        raise ProviderRejected(
+            "mail: refusing to send the SMTP password without TLS: use smtps:// or STARTTLS "
+            "(drop ?starttls=false); only for a local test server add ?insecure_auth=true"
+        )
     return SmtpTarget(
-        host=parts.hostname,
+        host=hostname,
         port=port,
         implicit_tls=implicit_tls,
-        starttls=not implicit_tls and starttls_option not in _FALSE,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
+        starttls=starttls,
+        username=unquote(username) if username else None,
+        password=unquote(password) if password else None,
+        insecure_auth=insecure_auth,
     )
+
+
+def _option(query: dict[str, list[str]], name: str, *, default: bool) -> bool:
+    value = query.get(name, [""])[0].strip().lower()
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    # Guessing could log in without TLS: a typo must be fixed, not read as a default.
+    # The value is not echoed: with an unencoded '?' in the password it would be a piece of it.
+    raise PermanentJobError(f"SMTP_URL: ?{name}= must be true or false")
+
+
+def _secret_problem(settings: Settings) -> str | None:
+    secret = settings.unsubscribe_secret.get_secret_value()
+    if not secret:
+        return (
+            "SIMBI_UNSUBSCRIBE_SECRET is empty: mail with unsubscribe links will fail; "
+            "set SIMBI_UNSUBSCRIBE_SECRET"
+        )
+    if secret == _DEVELOPMENT_SECRET:
+        return (
+            "unsubscribe links are signed with the development secret; set SIMBI_UNSUBSCRIBE_SECRET"
+        )
+    return None
+
+
+def describe(settings: Settings) -> str:
+    """One line for `simbi-workers check`: where mail goes. Raises PermanentJobError (with
+    no secret in it) when SMTP_URL, SMTP_CA_FILE or the unsubscribe secret is unusable."""
+    if settings.smtp_url is None:
+        return f"outbox {settings.outbox_dir / 'mail'}"
+
+    target = _parse_smtp_url(settings.smtp_url.get_secret_value())
+    if settings.smtp_ca_file is not None and (target.implicit_tls or target.starttls):
+        _tls_context(settings.smtp_ca_file)
+    line = target.describe()
+    problem = _secret_problem(settings)
+    if problem and not settings.unsubscribe_secret.get_secret_value():
+        raise PermanentJobError(f"{line}, but {problem}")
+    return f"{line}; warning: {problem}" if problem else line
 
 
 def _check_message(to_email, to_name, subject, text, html, transactional) -> None:
@@ -315,7 +417,9 @@ def _check_address(to_email: Any) -> None:
         and "@" not in domain
         and to_email.isascii()
         and len(to_email) <= MAX_ADDRESS_CHARS
-        and not any(ch.isspace() or ch in '<>,;"\\' or ord(ch) < 32 for ch in to_email)
+        and not any(
+            ch.isspace() or ch in '<>,;"\\' or unicodedata.category(ch) == "Cc" for ch in to_email
+        )
     )
     if not well_formed:
         # repr() shows a CR or LF for what it is: an attempt at header injection.
@@ -330,9 +434,16 @@ def _check_header_text(name: str, value: Any, *, required: bool) -> None:
     if not isinstance(value, str) or (required and not value.strip()):
         raise PermanentJobError(f"mail.send: {name} must be a non-empty string, got {value!r}")
 
-    # A line break would start a new header (header injection).
-    if "\r" in value or "\n" in value:
-        raise PermanentJobError(f"mail.send: {name} may not contain CR or LF, got {value!r}")
+    # A line break would start a new header (header injection). The email package breaks
+    # lines at everything str.splitlines() does (\x1c-\x1e, \x85, U+2028 too) and refuses
+    # them with a ValueError; other control characters have no place in a header either.
+    if "".join(value.splitlines()) != value or any(
+        unicodedata.category(ch) == "Cc" for ch in value
+    ):
+        raise PermanentJobError(
+            f"mail.send: {name} may not contain line breaks (CR, LF) or other control "
+            f"characters, got {value!r}"
+        )
 
 
 def _address(to_email: str, to_name: str | None) -> Address:

@@ -20,6 +20,7 @@ sends to those again: a user may see a notification twice, but none is lost.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import warnings
 from collections.abc import Callable
@@ -73,6 +74,11 @@ class _Tally:
     delivered: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_BACKENDS, 0))
     unregistered: list[str] = field(default_factory=list)
     errors: list[JobError] = field(default_factory=list)
+    failed: int = 0  # devices, not errors: one batch or config error may fail many
+
+    def fail(self, error: JobError, devices: int) -> None:
+        self.errors.append(error)
+        self.failed += devices
 
     @property
     def sent(self) -> int:
@@ -118,7 +124,7 @@ class Push:
         self._to_outbox(by_provider["outbox"], title, body, data, tally)
 
         if tally.errors:
-            raise _combined_error(tally.errors, tally.sent)
+            raise _combined_error(tally.errors, tally.failed, tally.sent)
         return tally.result()
 
     def _group(self, devices: list[dict[str, str]]) -> dict[str, list]:
@@ -149,7 +155,7 @@ class Push:
             app = self._fcm()
         except JobError as exc:
             # A broken service-account file: the other providers still get their devices.
-            tally.errors.append(exc)
+            tally.fail(exc, len(tokens))
             return
 
         notification = messaging.Notification(title=title, body=body)
@@ -160,7 +166,7 @@ class Push:
                 answer = messaging.send_each(messages, app=app)
             except exceptions.FirebaseError as exc:
                 # The whole batch failed before any message went out (credentials, say).
-                tally.errors.append(_fcm_batch_failure(exc))
+                tally.fail(_fcm_batch_failure(exc), len(batch))
                 continue
             _tally_fcm(batch, answer, tally)
 
@@ -200,7 +206,8 @@ class Push:
             )
         except requests.RequestException as exc:
             reason = redact(f"{type(exc).__name__}: {exc}", self._onesignal_key)
-            tally.errors.append(ProviderUnavailable(f"push: could not reach OneSignal: {reason}"))
+            error = ProviderUnavailable(f"push: could not reach OneSignal: {reason}")
+            tally.fail(error, len(tokens))
             return
 
         self._tally_onesignal(tokens, response, tally)
@@ -209,13 +216,14 @@ class Push:
         body = redact(response.text, self._onesignal_key)[:MAX_BODY_CHARS_IN_ERRORS]
         if response.status_code != 200:
             message = f"push: OneSignal answered status {response.status_code}, body {body!r}"
-            tally.errors.append(for_http_status(response.status_code, message, response.headers))
+            error = for_http_status(response.status_code, message, response.headers)
+            tally.fail(error, len(tokens))
             return
 
         try:
             answer = response.json()
         except ValueError:
-            tally.errors.append(ProviderUnavailable(f"push: OneSignal answered {body!r}"))
+            tally.fail(ProviderUnavailable(f"push: OneSignal answered {body!r}"), len(tokens))
             return
 
         invalid = _onesignal_invalid_ids(answer.get("errors"))
@@ -226,6 +234,62 @@ class Push:
             log.info("push onesignal sent nothing errors=%s", answer.get("errors"))
             return
         tally.delivered["onesignal"] += sum(1 for token in tokens if token not in invalid)
+
+
+def describe(settings: Settings) -> str:
+    """One line for `simbi-workers check`: where each provider's devices go. Raises
+    PermanentJobError when FCM_SERVICE_ACCOUNT_FILE is unreadable, not JSON or not a
+    service account, or OneSignal is half configured. Makes no request."""
+    parts = []
+    if settings.fcm_service_account_file is not None:
+        parts.append(f"fcm project {_fcm_project(settings.fcm_service_account_file)}")
+
+    app_id, key = settings.onesignal_app_id, settings.onesignal_api_key
+    if app_id or key:
+        missing = [
+            name
+            for name, value in (("ONESIGNAL_APP_ID", app_id), ("ONESIGNAL_API_KEY", key))
+            if not value
+        ]
+        if missing:
+            raise PermanentJobError(
+                f"push: OneSignal is half configured; set {', '.join(missing)} or unset both "
+                "to send OneSignal devices to the outbox"
+            )
+        parts.append(f"onesignal app {app_id}")
+
+    unconfigured = [
+        name
+        for name, ready in (
+            ("fcm", settings.fcm_service_account_file is not None),
+            ("onesignal", bool(app_id and key)),
+        )
+        if not ready
+    ]
+    if unconfigured:
+        outbox_file = settings.outbox_dir / "push.jsonl"
+        parts.append(f"{' and '.join(unconfigured)} devices to outbox {outbox_file}")
+    return "; ".join(parts)
+
+
+def _fcm_project(path: Path) -> str:
+    where = f"FCM_SERVICE_ACCOUNT_FILE {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PermanentJobError(f"push: cannot read {where}: {exc}") from None
+    try:
+        account = json.loads(text)
+    except ValueError:
+        # json's message would quote the text around the fault, a piece of a private key.
+        raise PermanentJobError(f"push: {where} is not valid JSON") from None
+    if not isinstance(account, dict):
+        raise PermanentJobError(f"push: {where} is not a JSON object (a service account)")
+    try:
+        credential = credentials.Certificate(account)
+    except (ValueError, TypeError) as exc:
+        raise PermanentJobError(f"push: cannot use {where}: {exc}") from None
+    return f"{credential.project_id} ({path})"
 
 
 def _initialize_fcm(path: Path, name: str) -> firebase_admin.App:
@@ -256,7 +320,7 @@ def _tally_fcm(tokens: list[str], answer: messaging.BatchResponse, tally: _Tally
         elif _fcm_token_is_gone(response.exception):
             tally.unregistered.append(token)
         else:
-            tally.errors.append(_fcm_failure(response.exception))
+            tally.fail(_fcm_failure(response.exception), 1)
 
 
 def _fcm_token_is_gone(exc: exceptions.FirebaseError) -> bool:
@@ -315,11 +379,11 @@ def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
-def _combined_error(errors: list[JobError], sent: int) -> JobError:
+def _combined_error(errors: list[JobError], failed: int, sent: int) -> JobError:
     # A retryable error wins: another attempt may reach everyone. Only when every failure
     # is permanent does the job go to the dead set.
     first = next((error for error in errors if error.retryable), errors[0])
-    note = f" ({len(errors)} device(s) failed; {sent} were sent to"
+    note = f" ({failed} device(s) failed; {sent} were sent to"
     note += ", and a retry sends to them again)" if first.retryable else ")"
     return type(first)(str(first) + note, retry_after_seconds=first.retry_after_seconds)
 

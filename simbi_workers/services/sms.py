@@ -4,7 +4,9 @@ TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set, otherwise var/outbox/sms.jsonl
 Twilio's answers become the provider errors of docs/protocol.md: a number that cannot
 receive SMS is InvalidNumber, a recipient who replied STOP is Unsubscribed (both
 permanent), 429 RateLimited, 5xx and network errors ProviderUnavailable, any other
-refusal ProviderRejected. The auth token never appears in an error or a log line.
+refusal ProviderRejected. A 2xx answer that is not a JSON message is ProviderUnavailable
+too, whose message warns that Twilio may have accepted the SMS (a retry may send it
+twice). The auth token never appears in an error or a log line.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ _sdk_log.setLevel(logging.WARNING)
 
 REQUEST_TIMEOUT_SECONDS = 30
 MAX_BODY_CHARS = 1600  # Twilio's limit for one message (it splits into segments itself)
+MAX_ANSWER_CHARS_IN_ERRORS = 200
 
 # https://www.twilio.com/docs/api/errors: not a valid phone number (21211), not a mobile
 # number (21214), not a number at all (21217), not SMS-capable (21614).
@@ -69,13 +72,20 @@ class RedirectingHttpClient(TwilioHttpClient):
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         self._local.headers = {}
+        self._local.response = None
         response = super().request(method, self._redirect(url), *args, **kwargs)
         self._local.headers = response.headers or {}
+        self._local.response = response
         return response
 
     @property
     def last_headers(self) -> dict[str, str]:
         return getattr(self._local, "headers", {})
+
+    @property
+    def last_response(self) -> Response | None:
+        """The last response this thread received, or None if its request failed."""
+        return getattr(self._local, "response", None)
 
     def _redirect(self, url: str) -> str:
         if self._base is None:
@@ -109,15 +119,24 @@ class Sms:
         client = self._twilio()
         try:
             message = client.messages.create(to=to, from_=self._from, body=body)
+            sid = message.sid
         except TwilioException as exc:
             raise self._failure(exc) from None
         except requests.RequestException as exc:
             # `from None` here and above: the library's frames hold the auth token.
             reason = redact(f"{type(exc).__name__}: {exc}", self._token)
             raise ProviderUnavailable(f"sms: could not reach Twilio: {reason}") from None
+        except (ValueError, AttributeError, TypeError):
+            # A 2xx whose body is not JSON (json.loads: ValueError) or not a JSON object
+            # (the library then calls .get on a list or None): a proxy's page, say.
+            if not self._answered_2xx():
+                raise
+            raise self._unreadable_answer("was not a JSON message") from None
+        if not sid:
+            raise self._unreadable_answer("named no message sid")
 
-        log.debug("sms sent sid=%s", message.sid)
-        return {"sid": message.sid, "delivered": "twilio"}
+        log.debug("sms sent sid=%s", sid)
+        return {"sid": sid, "delivered": "twilio"}
 
     def _to_outbox(self, to: str, body: str) -> dict[str, str]:
         sid = f"outbox-{secrets.token_hex(8)}"
@@ -129,26 +148,28 @@ class Sms:
         if self._client is not None:
             return self._client
 
-        missing = [
-            name
-            for name, value in (
-                ("TWILIO_ACCOUNT_SID", self._sid),
-                ("TWILIO_AUTH_TOKEN", self._token),
-                ("TWILIO_FROM_NUMBER", self._from),
-            )
-            if not value
-        ]
-        if missing:
-            raise PermanentJobError(
-                f"sms: Twilio is half configured; set {', '.join(missing)} "
-                "or unset all TWILIO_* settings to use the outbox"
-            )
-
+        _check_complete(self._sid, self._token, self._from)
         self._http = RedirectingHttpClient(
             self._api_url, timeout=REQUEST_TIMEOUT_SECONDS, logger=_sdk_log
         )
         self._client = Client(self._sid, self._token, http_client=self._http)
         return self._client
+
+    def _answered_2xx(self) -> bool:
+        response = self._http.last_response if self._http else None
+        return response is not None and 200 <= response.status_code < 300
+
+    def _unreadable_answer(self, what: str) -> ProviderUnavailable:
+        # Retryable, since nothing says the message went out; but Twilio answered success,
+        # so it may have: whoever reads this must know a retry may text the number twice.
+        response = self._http.last_response if self._http else None
+        status = response.status_code if response is not None else "?"
+        text = response.text if response is not None else ""
+        body = redact(text or "", self._token)[:MAX_ANSWER_CHARS_IN_ERRORS]
+        return ProviderUnavailable(
+            f"sms: Twilio answered status {status} but its answer {what} (body {body!r}); "
+            "the message may have been accepted, so a retry may send it twice"
+        )
 
     def _failure(self, exc: TwilioException) -> JobError:
         status = getattr(exc, "status", None)
@@ -163,6 +184,40 @@ class Sms:
         if isinstance(status, int):
             return for_http_status(status, message, self._http.last_headers)
         return ProviderUnavailable(f"sms: the Twilio library failed: {detail}")
+
+
+def describe(settings: Settings) -> str:
+    """One line for `simbi-workers check`: where SMS go. Raises PermanentJobError naming
+    the missing settings when Twilio is half configured (TWILIO_FROM_NUMBER alone counts:
+    sends then go to the outbox, which is surely not what was meant). Makes no request."""
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    sid, sender = settings.twilio_account_sid, settings.twilio_from_number
+    if not (sid or token or sender):
+        return f"outbox {settings.outbox_dir / 'sms.jsonl'}"
+    _check_complete(sid, token, sender)
+    via = ""
+    if settings.twilio_api_url:
+        # Scheme and host only: a proxy URL may carry credentials.
+        parts = urlsplit(settings.twilio_api_url)
+        via = f" via {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return f"twilio account {sid} from {sender}{via}"
+
+
+def _check_complete(sid: str | None, token: str | None, sender: str | None) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("TWILIO_ACCOUNT_SID", sid),
+            ("TWILIO_AUTH_TOKEN", token),
+            ("TWILIO_FROM_NUMBER", sender),
+        )
+        if not value
+    ]
+    if missing:
+        raise PermanentJobError(
+            f"sms: Twilio is half configured; set {', '.join(missing)} "
+            "or unset all TWILIO_* settings to use the outbox"
+        )
 
 
 def _detail(exc: TwilioException) -> str:
