@@ -85,6 +85,7 @@ def start(processes, queues, burst, host, port, shutdown_timeout) -> None:
     supervisor = Supervisor(settings, catalog_module.load(settings.queues_file), options)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTSTP, supervisor.request_quiet)
     sys.exit(supervisor.run())
 
 

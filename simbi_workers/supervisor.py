@@ -76,6 +76,7 @@ class Supervisor:
         self.monitor: MonitorServer | None = None
         self.recovery: Recovery | None = None
         self.quick_deaths = 0
+        self.quiet = False
 
     def run(self) -> int:
         try:
@@ -107,8 +108,16 @@ class Supervisor:
             )
         self.stopping.set()
 
+    def request_quiet(self, *_args) -> None:
+        """SIGTSTP, as in Sidekiq: finish running jobs, take no new ones, wait for SIGTERM."""
+        if not self.quiet:
+            log.info("quiet: no new jobs; send SIGTERM to stop")
+        self.quiet = True
+        for handle in self.workers:
+            self._tell(handle, "quiet")
+
     def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": True, "redis": "ok", "processes": {}}
+        body: dict[str, Any] = {"ok": True, "redis": "ok", "quiet": self.quiet, "processes": {}}
         try:
             self.connection.ping()
         except redis.RedisError as exc:
@@ -174,9 +183,23 @@ class Supervisor:
             "--queues",
             ",".join(self.queues),
         ]
+        argv.append("--control-stdin")
         if self.options.burst:
             argv.append("--burst")
-        return WorkerHandle(process_id, subprocess.Popen(argv, env=os.environ.copy()))
+        # stdin is the control channel: a line per command, and EOF when we are gone.
+        popen = subprocess.Popen(argv, env=os.environ.copy(), stdin=subprocess.PIPE)
+        handle = WorkerHandle(process_id, popen)
+        if self.quiet:
+            self._tell(handle, "quiet")
+        return handle
+
+    @staticmethod
+    def _tell(handle: WorkerHandle, command: str) -> None:
+        try:
+            handle.popen.stdin.write(f"{command}\n".encode())
+            handle.popen.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the process is gone; _watch replaces it
 
     def _watch(self) -> None:
         while not self.stopping.wait(POLL_SECONDS):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -35,6 +34,7 @@ from simbi_workers.services import Services
 HEARTBEAT_SECONDS = 5
 REDIS_DOWN = object()  # what _redis_step returns when Redis did not answer
 MAX_BACKOFF_SECONDS = 5
+QUIET_POLL_SECONDS = 1
 EXIT_CONFIG_ERROR = 78  # EX_CONFIG: the supervisor does not restart a misconfigured process
 
 log = logging.getLogger("simbi_workers.worker")
@@ -64,8 +64,8 @@ class WorkerProcess:
         self.services = Services(settings, connection)
         self.runtimes = Runtimes(settings, catalog, self.services)
         self.stopping = threading.Event()
+        self.quiet = threading.Event()
         self.current: Unit | None = None
-        self.parent_pid = os.getppid()
         self._backoff = 0.0
 
     def run(self, burst: bool = False) -> None:
@@ -83,6 +83,10 @@ class WorkerProcess:
 
     def _loop(self, burst: bool) -> None:
         while not self.stopping.is_set():
+            if self.quiet.is_set():
+                # Quiet (SIGTSTP): take no new jobs, stay alive until SIGTERM.
+                self.stopping.wait(QUIET_POLL_SECONDS)
+                continue
             fetched = self._redis_step(self.fetcher.fetch)
             if fetched is REDIS_DOWN:
                 continue
@@ -235,16 +239,19 @@ class WorkerProcess:
             failure.message,
         )
 
+    def listen(self, stream) -> None:
+        """The supervisor's commands, a line each on stdin; end of input means it is gone."""
+        for line in stream:
+            if line.strip() == b"quiet":
+                log.info("quiet: no new jobs")
+                self.quiet.set()
+        if not self.stopping.is_set():
+            log.warning("the supervisor is gone; stopping after the current job")
+            self.stopping.set()
+
     def _heartbeat(self) -> None:
         failing = False
         while not self.stopping.wait(HEARTBEAT_SECONDS):
-            if os.getppid() != self.parent_pid:
-                # Nobody would restart us or put our jobs back: finish this job and go.
-                log.warning(
-                    "the supervisor (pid %d) is gone; stopping after the current job",
-                    self.parent_pid,
-                )
-                self.stopping.set()
             unit = self.current
             try:
                 self.registration.heartbeat(unit.job_id if unit else None, self.runtimes.alive())
@@ -260,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--process-id", required=True)
     parser.add_argument("--queues", required=True)
     parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--control-stdin", action="store_true")
     options = parser.parse_args(argv)
 
     settings = load_settings()
@@ -270,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             settings, catalog, connect(settings), options.process_id, options.queues.split(",")
         )
         _install_signals(worker)
+        if options.control_stdin:
+            threading.Thread(
+                target=worker.listen, args=(sys.stdin.buffer,), daemon=True, name="control"
+            ).start()
         worker.run(burst=options.burst)
     except ConfigError as exc:
         log.error("%s", exc)
@@ -288,9 +300,13 @@ def _install_signals(worker: WorkerProcess) -> None:
         if worker.current is not None:
             raise Abandon()
 
+    def quiet(_signum, _frame):
+        worker.quiet.set()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, abandon)
+    signal.signal(signal.SIGTSTP, quiet)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 HTTP on a free port, signals."""
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -186,3 +187,36 @@ def test_head_requests_and_unreachable_redis_get_clear_answers(worker_env, redis
     assert result.returncode == 1
     assert result.stderr.startswith("error: Redis at redis://127.0.0.1:1/0 did not answer")
     assert "Traceback" not in result.stderr
+
+
+def test_sigtstp_makes_the_supervisor_quiet_until_sigterm(worker_env, redis_conn):
+    port = free_port()
+    with supervisor(worker_env, port, "--processes", "1") as process:
+        process.send_signal(signal.SIGTSTP)
+        wait_for(lambda: get_json(f"http://127.0.0.1:{port}/health")[1].get("quiet"))
+        time.sleep(1.5)  # a worker already waiting for work must not take the next job
+        job_id = Client(connection=redis_conn).perform_async("PyEchoWorker", "later")
+
+        time.sleep(2)
+        assert status(redis_conn, job_id) == "queued"
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert status(redis_conn, job_id) == "queued"
+
+
+def test_worker_processes_stop_when_their_supervisor_is_killed(worker_env, redis_conn):
+    with supervisor(worker_env, free_port(), "--processes", "1") as process:
+        process_id = next(iter(redis_conn.smembers(keys.PROCESSES))).decode()
+        pid = int(redis_conn.hget(keys.process(process_id), "pid"))
+        process.kill()
+        process.wait()
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(gone, timeout=15)
