@@ -236,5 +236,9 @@ notifications_sent = Table(
     _user("user_id", nullable=False),
     Column("kind", String(64), nullable=False),
     Column("dedupe_key", String(200), nullable=False, unique=True),
+    # created_at is when the claim was taken (or taken over); sent_at is NULL while the
+    # send is in flight. A NULL sent_at older than the Ruby workers' lease (120 s) is a
+    # claim whose run died mid-send, and the next run takes it over.
     _created(),
+    Column("sent_at", DateTime(timezone=True)),
 )

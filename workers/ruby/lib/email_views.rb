@@ -72,6 +72,14 @@ module SimbiWorker
       klass.new(source, trim_mode: "-").tap { |erb| erb.filename = path }
     end
 
+    # The name the layout greets: the recipient's first name on one line, or "there" when
+    # it is blank ("Hi there,").
+    def self.greeting_name(recipient)
+      name = recipient && recipient["first_name"]
+      name = name.to_s.scrub.gsub(/[[:space:][:cntrl:]]+/, " ").strip
+      name.empty? ? "there" : name
+    end
+
     # Every view name under DIR but the layout: tests render each one.
     def self.names
       names = Dir[File.join(DIR, "*.text.erb")].map { |path| File.basename(path, ".text.erb") }

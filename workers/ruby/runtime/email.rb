@@ -14,9 +14,19 @@ module SimbiWorker
     # The db service reports a unique violation as a non-retryable ConstraintViolation,
     # which cannot tell the dedupe key from a foreign key; ON CONFLICT on the key alone
     # (SQLite >= 3.24, PostgreSQL) leaves rowcount 0 exactly when the claim exists.
+    # A claim is a lease until sent_at is set: a run killed mid-send (SIGKILL, timeout)
+    # never reaches a rescue, so its claim must expire by itself (LEASE_SECONDS).
     CLAIM_SQL = "INSERT INTO notifications_sent (user_id, kind, dedupe_key) " \
                 "VALUES (:user_id, :kind, :dedupe_key) ON CONFLICT (dedupe_key) DO NOTHING"
-    RELEASE_SQL = "DELETE FROM notifications_sent WHERE dedupe_key = :dedupe_key"
+    CLAIM_STATE_SQL = "SELECT sent_at FROM notifications_sent WHERE dedupe_key = :dedupe_key"
+    TAKE_OVER_SQL = "UPDATE notifications_sent SET created_at = CURRENT_TIMESTAMP " \
+                    "WHERE dedupe_key = :dedupe_key AND sent_at IS NULL AND created_at < :cutoff"
+    MARK_SENT_SQL = "UPDATE notifications_sent SET sent_at = CURRENT_TIMESTAMP " \
+                    "WHERE dedupe_key = :dedupe_key"
+    RELEASE_SQL = "DELETE FROM notifications_sent " \
+                  "WHERE dedupe_key = :dedupe_key AND sent_at IS NULL"
+    LEASE_SECONDS = 120
+    SUBJECT_CHARS = 200
 
     # One line of SQL from a heredoc, so that logs and error messages show it whole.
     def self.sql(text)
@@ -43,9 +53,16 @@ module SimbiWorker
 
     # Job arguments are ids the app enqueued; anything else will never work on a retry.
     def require_id!(name, value)
-      return if value.is_a?(Integer) && value.positive?
+      return if value.is_a?(Integer) && value.positive? && value <= MAX_ID
 
-      raise PermanentError, "#{name} must be a positive Integer id, got #{value.inspect}"
+      limit = value.is_a?(Integer) && value.positive? ? " no larger than 2**63-1" : ""
+      raise PermanentError, "#{name} must be a positive Integer id#{limit}, " \
+                            "got #{describe_id(value)}"
+    end
+
+    def describe_id(value)
+      text = value.inspect
+      text.length > 80 ? "#{text[0, 80]}…" : text
     end
 
     # [user, nil] for an active user, [nil, why not] for a missing or soft-deleted one.
@@ -79,18 +96,54 @@ module SimbiWorker
     end
 
     # Runs the block once per dedupe key across every run of every job: false (and no
-    # block) when the key was claimed before. A block that raises gives the claim back,
-    # so the retry can do what this run could not.
+    # block) when the key was sent before. The claim is a lease (see CLAIM_SQL): a block
+    # that raises gives it back at once, and one whose run was killed mid-send lapses
+    # after LEASE_SECONDS; a fresh claim of another run raises RetryableError, so this
+    # job comes back once that run has sent (then skips) or died (then takes over).
     def once(user_id, kind, dedupe_key)
-      return false if execute(CLAIM_SQL, user_id:, kind:, dedupe_key:).zero?
+      return false unless claim(user_id, kind, dedupe_key)
 
       begin
         yield
       rescue StandardError
-        execute(RELEASE_SQL, dedupe_key:)
+        release_quietly(dedupe_key)
         raise
       end
+      mark_sent(dedupe_key)
       true
+    end
+
+    # true when this run holds the claim, false when the key was sent already.
+    def claim(user_id, kind, dedupe_key)
+      return true if execute(CLAIM_SQL, user_id:, kind:, dedupe_key:).positive?
+
+      row = query(CLAIM_STATE_SQL, dedupe_key:).first
+      return false if row && !row["sent_at"].nil?
+      return true if row && execute(TAKE_OVER_SQL, dedupe_key:, cutoff: lease_cutoff).positive?
+
+      raise RetryableError, "#{dedupe_key} is being sent by another run; retrying"
+    end
+
+    # UTC "YYYY-MM-DD HH:MM:SS+00:00", as SendSuggestedServicesWorker#cutoff explains:
+    # SQLite compares created_at as text, PostgreSQL parses the offset.
+    def lease_cutoff
+      (Time.now.utc - LEASE_SECONDS).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    end
+
+    # The send went out: a failure to record it must not fail the job (its retry would
+    # send again once the lease lapsed), so it is only logged.
+    def mark_sent(dedupe_key)
+      execute(MARK_SENT_SQL, dedupe_key:)
+    rescue StandardError => e
+      log("could not mark #{dedupe_key} sent (it stays a lease): #{e.class}: #{e.message}")
+    end
+
+    # Called while another error propagates, which must stay the job's error: a release
+    # that fails too only leaves the lease to lapse.
+    def release_quietly(dedupe_key)
+      execute(RELEASE_SQL, dedupe_key:)
+    rescue StandardError => e
+      log("could not release #{dedupe_key}: #{e.class}: #{e.message}")
     end
 
     # Renders `view` for `user` and sends it. Every email here is non-transactional: the
@@ -104,7 +157,7 @@ module SimbiWorker
       html = EmailViews.render(view, :html, locals)
 
       host.call("mail", "send", { to_email: user["email"], to_name: full_name(user),
-                                  subject: one_line(subject), text:, html:, category:,
+                                  subject: subject_line(subject), text:, html:, category:,
                                   transactional: false, user_id: user["id"] })
     end
 
@@ -126,9 +179,19 @@ module SimbiWorker
     end
 
     # Headers take one line: mail.send refuses CR or LF (header injection), and names and
-    # titles come from users.
+    # titles come from users. Control characters go too (a NUL or ESC in a name).
     def one_line(text)
-      text.to_s.gsub(/[[:space:]]+/, " ").strip
+      Notify.one_line(text)
+    end
+
+    # A subject on one line, at most SUBJECT_CHARS characters.
+    def subject_line(text)
+      Notify.excerpt(text, SUBJECT_CHARS)
+    end
+
+    # `name` (a first name, a title) on one line, or `fallback` when that leaves nothing.
+    def name_or(name, fallback)
+      Notify.name_or(name, fallback)
     end
   end
 end

@@ -8,6 +8,14 @@ module SimbiWorker
   # (docs/protocol.md, `done`: retryable false).
   class PermanentError < Error; end
 
+  # A failure that a later attempt can get past (another run holds a claim right now, say).
+  # Any exception but a PermanentError retries; this class only names the case.
+  class RetryableError < Error; end
+
+  # The largest id a BIGINT column holds: a larger Integer is a job argument that no query
+  # can ever match (and the db driver overflows on it), so it is refused for good.
+  MAX_ID = (2**63) - 1
+
   # The job names a worker this child does not serve.
   class UnknownWorkerError < PermanentError; end
 

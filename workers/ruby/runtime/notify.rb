@@ -44,11 +44,27 @@ module SimbiWorker
       [true, 1, "1", "t", "true"].include?(value)
     end
 
+    # `text` on one line: runs of whitespace and control characters (CR, LF, NUL, ESC...)
+    # become one space. Names and titles come from users and go into SMS, push bodies and
+    # subjects, which must stay one line.
+    def one_line(text)
+      text.to_s.scrub.gsub(/[[:space:][:cntrl:]]+/, " ").strip
+    end
+
+    # A name for a message: `name` on one line, or `fallback` when that leaves nothing.
+    def name_or(name, fallback)
+      flat = one_line(name)
+      flat.empty? ? fallback : flat
+    end
+
     # `text` on one line, cut to at most `max_chars` characters with "…" when longer.
-    # Cuts between grapheme clusters, so an emoji or accented letter is never split.
+    # Cuts between grapheme clusters, so an emoji or accented letter is never split,
+    # except a first cluster longer than the limit (a run of combining marks): that one
+    # is cut between codepoints, so the excerpt is never "…" alone.
     def excerpt(text, max_chars)
-      flat = text.to_s.gsub(/\s+/, " ").strip
+      flat = one_line(text)
       return flat if flat.length <= max_chars
+      return flat[0, max_chars] if max_chars <= 1
 
       kept = +""
       flat.each_grapheme_cluster do |cluster|
@@ -56,6 +72,7 @@ module SimbiWorker
 
         kept << cluster
       end
+      kept = flat[0, max_chars - 1] if kept.strip.empty?
       "#{kept.rstrip}…"
     end
   end

@@ -128,7 +128,9 @@ class TestNotificationSms < Minitest::Test
     assert_equal [{ "user_id" => 8, "sid" => "SM1" }], first["sent"]
     assert_equal "message 12: user 8 had an SMS about talk 5 within the last 10 minutes", second
     assert_equal "message 13: user 8 had an SMS about talk 5 within the last 10 minutes", third
-    assert_equal [{ command: "SET", keys: ["sms:talk:5:user:8"], args: ["1", "NX", "EX", 600] }],
+    assert_equal [{ command: "SET", keys: ["sms:talk:5:user:8"], args: ["pending", "NX", "EX", 120] },
+                  { command: "SET", keys: ["sms:talk:5:user:8"], args: ["sent", "EX", 600] },
+                  { command: "GET", keys: ["sms:talk:5:user:8"], args: [] }],
                  @host.calls_to("redis", "call").uniq
 
     @host.advance(1)

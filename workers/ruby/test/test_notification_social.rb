@@ -81,7 +81,8 @@ class TestNotificationSocial < Minitest::Test
 
     assert_nil skipped
     assert_equal [{ command: "SET", keys: ["follow:notified:7:8"],
-                    args: ["1", "NX", "EX", 86_400] }],
+                    args: ["pending", "NX", "EX", 120] },
+                  { command: "SET", keys: ["follow:notified:7:8"], args: ["sent", "EX", 86_400] }],
                  @host.calls_to("redis", "call")
     assert_equal [{ devices: [{ token: "tok-g", provider: "onesignal" }], title: "New follower",
                     body: "Ada started following you on Simbi",

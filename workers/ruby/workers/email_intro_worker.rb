@@ -18,6 +18,12 @@ class SendIntroWorker < SimbiWorker::EmailWorker
     "second" => "%<name>s, find something you need on Simbi",
     "third" => "%<name>s, people trade more with a complete profile"
   }.freeze
+  # For a user whose first name is blank.
+  NAMELESS_SUBJECTS = {
+    "first" => "Welcome to Simbi",
+    "second" => "Find something you need on Simbi",
+    "third" => "People trade more with a complete profile"
+  }.freeze
 
   def perform(user_id, step)
     require_step!(step)
@@ -42,7 +48,8 @@ class SendIntroWorker < SimbiWorker::EmailWorker
   end
 
   def deliver_step(user, step)
-    subject = format(SUBJECTS.fetch(step), name: user["first_name"])
+    name = name_or(user["first_name"], nil)
+    subject = name ? format(SUBJECTS.fetch(step), name:) : NAMELESS_SUBJECTS.fetch(step)
     deliver(user, category: "intro", subject:, view: "send_intro_#{step}",
                   new_service_url: link("/services/new"), browse_url: link("/services"),
                   profile_url: link("/users/#{user['id']}/edit"))

@@ -70,7 +70,7 @@ class NotifyComplimentWorker < PushAndEmailWorker
   private
 
   def messages(compliment)
-    sender = compliment["sender_first_name"] || "Someone"
+    sender = name_or(compliment["sender_first_name"], "Someone")
     url = link("/compliments/#{compliment['id']}")
     data = { "type" => "compliment", "compliment_id" => compliment["id"].to_s, "url" => url }
     { push: { message: push_message("#{sender} complimented you", compliment["body"]), data: },
@@ -103,7 +103,7 @@ class NotifyFavorWorker < PushAndEmailWorker
   private
 
   def messages(favor)
-    requester = favor["requester_first_name"] || "Someone"
+    requester = name_or(favor["requester_first_name"], "Someone")
     url = link("/favors/#{favor['id']}")
     data = { "type" => "favor", "favor_id" => favor["id"].to_s, "url" => url }
     { push: { message: push_message("#{requester} asked you for a favor", favor["body"]), data: },

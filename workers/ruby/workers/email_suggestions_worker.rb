@@ -64,7 +64,8 @@ class SendSuggestedServicesWorker < SimbiWorker::EmailWorker
 
   def subject(user, count)
     what = count == 1 ? "a service" : "#{count} services"
-    "#{user['first_name']}, #{what} you might like"
+    name = name_or(user["first_name"], nil)
+    name ? "#{name}, #{what} you might like" : "#{what.capitalize} you might like"
   end
 
   def entry(row)

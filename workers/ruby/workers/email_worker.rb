@@ -27,7 +27,7 @@ class NotifyMessageWorker < SimbiWorker::EmailWorker
     require_email_enabled!(user_id, "messages")
     require_unread!(user_id, message)
 
-    sender_name = message["sender_first_name"] || "Someone"
+    sender_name = name_or(message["sender_first_name"], "Someone")
     deliver(user, category: "messages", subject: "#{sender_name} sent you a message",
                   view: "notify_message", sender_name:, excerpt: excerpt(message["body"]),
                   talk_url: link("/talks/#{talk_id}"))
@@ -88,21 +88,61 @@ class NotifyCommentEmailWorker < SimbiWorker::EmailWorker
     skip!("comment #{comment_id} is gone") if comment.nil?
 
     outcome = notify_all(comment)
-    return outcome unless outcome["sent"].empty?
-
-    skip!("comment #{comment_id}: nobody to email (#{outcome['skipped'].values.join('; ')})")
+    finish(comment_id, outcome)
   end
 
   private
 
-  # {"sent" => [user ids], "skipped" => {user id => why not}}
+  # {"sent" => [user ids], "skipped" => {user id => why not}, "failed" => {user id =>
+  # error}}. A permanent error for one recipient (mail.send refusing their address, say)
+  # is theirs alone: the others are still emailed. A retryable one is raised once
+  # everyone was tried; the retry skips those already emailed (their claims).
   def notify_all(comment)
-    outcome = { "sent" => [], "skipped" => {} }
+    outcome = { "sent" => [], "skipped" => {}, "failed" => {} }
+    retry_error = nil
     recipient_ids(comment).each do |user_id|
       reason = notify(user_id, comment)
       reason ? outcome["skipped"][user_id.to_s] = reason : outcome["sent"] << user_id
+    rescue StandardError => e
+      next outcome["failed"][user_id.to_s] = failure(user_id, e) if permanent?(e)
+
+      log("recipient #{user_id}: retryable #{error_class(e)}: #{e.message}; " \
+          "trying the others first")
+      retry_error ||= e
     end
+    raise retry_error if retry_error
+
     outcome
+  end
+
+  # Nobody emailed and nothing failed is a skip; every recipient failed is permanent.
+  def finish(comment_id, outcome)
+    sent, skipped, failed = outcome.values_at("sent", "skipped", "failed")
+    if sent.empty? && failed.empty?
+      skip!("comment #{comment_id}: nobody to email (#{skipped.values.join('; ')})")
+    end
+    if sent.empty? && skipped.empty?
+      raise SimbiWorker::PermanentError,
+            "comment #{comment_id}: every recipient failed: " +
+            failed.map { |id, f| "user #{id}: #{f['message']}" }.join("; ")
+    end
+    # "failed" only when someone failed: the value's shape stays what it was otherwise.
+    failed.empty? ? outcome.except("failed") : outcome
+  end
+
+  def permanent?(error)
+    return !error.retryable? if error.is_a?(SimbiWorker::HostError)
+
+    error.is_a?(SimbiWorker::PermanentError)
+  end
+
+  def error_class(error)
+    (error.is_a?(SimbiWorker::HostError) && error.klass) || error.class.name
+  end
+
+  def failure(user_id, error)
+    log("recipient #{user_id} failed: #{error_class(error)}: #{error.message}")
+    { "error" => error_class(error), "message" => error.message }
   end
 
   def recipient_ids(comment)
@@ -125,10 +165,14 @@ class NotifyCommentEmailWorker < SimbiWorker::EmailWorker
   end
 
   def deliver_comment(user, comment)
-    author = comment["author_first_name"] || "Someone"
+    author = name_or(comment["author_first_name"], "Someone")
     owner = user["id"] == comment["owner_id"]
     title = comment["service_title"]
-    subject = owner ? "#{author} commented on #{title}" : "#{author} also commented on #{title}"
+    subject = if owner
+                "#{author} commented on #{name_or(title, 'your service')}"
+              else
+                "#{author} also commented on #{name_or(title, 'a service')}"
+              end
     deliver(user, category: "comments", subject:, view: "notify_comment",
                   author_name: author, owner:, service_title: title,
                   excerpt: excerpt(comment["body"]),
@@ -170,9 +214,10 @@ class SendEngagementFavoritedWorker < SimbiWorker::EmailWorker
   end
 
   def deliver_favorited(owner, service, fan)
-    subject = "#{fan['first_name']} favorited #{service['title']}"
+    fan_name = name_or(fan["first_name"], "Someone")
+    subject = "#{fan_name} favorited #{name_or(service['title'], 'your service')}"
     deliver(owner, category: "favorites", subject:,
-                   view: "engagement_favorited", fan_name: fan["first_name"],
+                   view: "engagement_favorited", fan_name:,
                    service_title: service["title"], service_url: link("/services/#{service['id']}"),
                    fan_url: link("/users/#{fan['id']}"))
   end

@@ -174,12 +174,33 @@ class NotificationWorker < SimbiWorker::Base
     host.call("db", "query", { sql: RECIPIENTS_SQL, params: })["rows"]
   end
 
-  # Holds `key` for `ttl_seconds` (Redis SET NX EX). False when it is already held: the
-  # same notification went out within the window. redis-py replies true for OK and nil
-  # when NX refused, so only nil means "held".
-  def claim_once(key, ttl_seconds)
-    params = { command: "SET", keys: [key], args: ["1", "NX", "EX", ttl_seconds] }
-    !host.call("redis", "call", params).nil?
+  # A Redis throttle key is a lease while its send is in flight: "pending" for
+  # LEASE_SECONDS, so that a run killed mid-send (SIGKILL, timeout: no rescue runs) does
+  # not hold the key for the whole window; "sent" (or "failed", refused for good) for the
+  # window once the send is over.
+  LEASE_SECONDS = 120
+
+  # Takes `key` (SET "pending" NX EX LEASE_SECONDS): :claimed when this run holds it now,
+  # else what the key says, "sent" or "failed" (the window's notification is settled).
+  # A pending key is another run sending right now, or one that died within the lease:
+  # RetryableError, and the retry finds it settled or lapsed. redis-py replies true for
+  # OK and nil when NX refused.
+  def claim_lease(key)
+    params = { command: "SET", keys: [key], args: ["pending", "NX", "EX", LEASE_SECONDS] }
+    return :claimed unless host.call("redis", "call", params).nil?
+
+    state = host.call("redis", "call", { command: "GET", keys: [key], args: [] })
+    return state if %w[sent failed 1].include?(state)
+
+    raise SimbiWorker::RetryableError, "#{key} is being sent by another run; retrying"
+  end
+
+  # Ends the lease: `state` ("sent", "failed") for the window. The send is over whatever
+  # happens here, so a failure is only logged (the lease then lapses by itself).
+  def settle_lease(key, state, window_seconds)
+    host.call("redis", "call", { command: "SET", keys: [key], args: [state, "EX", window_seconds] })
+  rescue StandardError => e
+    log("could not record #{key} as #{state}: #{e.class}: #{e.message}")
   end
 
   # Called while another error propagates, which must stay the job's error: a release
@@ -188,6 +209,26 @@ class NotificationWorker < SimbiWorker::Base
     host.call("redis", "call", { command: "DEL", keys: [key], args: [] })
   rescue StandardError => e
     log("could not release #{key}: #{e.class}: #{e.message}")
+  end
+
+  # The outcome of one recipient of a fan-out: the block's, or "failed" when it raised a
+  # permanent error, so one recipient's bad address or config does not silence the
+  # others. A retryable error is kept as a "retry" outcome: finish_fanout raises the
+  # first one once everyone was tried, and the job's retry finds those already reached
+  # settled by their claims.
+  def recipient_outcome(user_id)
+    yield
+  rescue StandardError => e
+    return failed(user_id, e) if permanent?(e)
+
+    log("recipient #{user_id}: retryable #{e.class}: #{e.message}; trying the others first")
+    { "user_id" => user_id, "status" => "retry", "exception" => e }
+  end
+
+  def permanent?(error)
+    return !error.retryable? if error.is_a?(SimbiWorker::HostError)
+
+    error.is_a?(SimbiWorker::PermanentError)
   end
 
   def skipped(user_id, reason)
@@ -204,8 +245,15 @@ class NotificationWorker < SimbiWorker::Base
   # The value of a job with several recipients: {"sent", "skipped", "failed"}, each a list
   # of outcomes. Nobody reached and nothing failed is a skip of the whole job; every
   # recipient failed permanently is a permanent failure.
+  # A retryable failure of any recipient retries the whole job, after the others were tried.
   def finish_fanout(outcomes, subject)
     skip!("#{subject}: nobody else to notify") if outcomes.empty?
+    retry_outcome = outcomes.find { |o| o["status"] == "retry" }
+    if retry_outcome
+      log_partial(by_status(outcomes))
+      raise retry_outcome["exception"]
+    end
+
     by_status = by_status(outcomes)
 
     skipped, failed = by_status.values_at("skipped", "failed")
@@ -234,9 +282,10 @@ class NotificationWorker < SimbiWorker::Base
   end
 
   def require_id!(name, value)
-    return if value.is_a?(Integer) && value.positive?
+    return if value.is_a?(Integer) && value.positive? && value <= SimbiWorker::MAX_ID
 
-    raise SimbiWorker::PermanentError, "#{name} must be a positive integer id, " \
+    limit = value.is_a?(Integer) && value.positive? ? " no larger than 2**63-1" : ""
+    raise SimbiWorker::PermanentError, "#{name} must be a positive integer id#{limit}, " \
                                        "got #{describe(value)}"
   end
 

@@ -26,21 +26,27 @@ class NotifyNewFollowerWorker < NotificationWorker
 
   private
 
+  # The pair's key is a lease while the push is in flight (NotificationWorker#claim_lease),
+  # then "sent" for the day, whatever push_to made of it (an opt-out or no devices too,
+  # so the day's answer stays the same).
   def push_once(follow_id, follower, followed_id)
     key = "follow:notified:#{follower['id']}:#{followed_id}"
-    unless claim_once(key, DEDUPE_SECONDS)
+    unless claim_lease(key) == :claimed
       return skipped(followed_id, "user #{followed_id} was told about follower " \
                                   "#{follower['id']} within the last day")
     end
 
+    name = Notify.name_or(follower["first_name"], "Someone")
     begin
-      push_to(followed_id, Notify.load_user(host, followed_id), "followers",
-              "#{follower['first_name']} started following you on Simbi",
-              { "follow_id" => follow_id.to_s, "follower_id" => follower["id"].to_s })
+      outcome = push_to(followed_id, Notify.load_user(host, followed_id), "followers",
+                        "#{name} started following you on Simbi",
+                        { "follow_id" => follow_id.to_s, "follower_id" => follower["id"].to_s })
     rescue StandardError
       # Nothing went out: free the pair so that the retry can push.
       release_quietly(key)
       raise
     end
+    settle_lease(key, "sent", DEDUPE_SECONDS)
+    outcome
   end
 end

@@ -18,6 +18,21 @@ class EmailHost
 
   attr_reader :calls, :claims
 
+  # key => {"created_at", "sent_at"}; a test backdates created_at to age a lease.
+  def claim_rows
+    @claim_rows ||= {}
+  end
+
+  # A claim taken `seconds` ago by a run that then died: no sent_at, never released.
+  def stale_claim(key, seconds_ago)
+    @claims << key unless @claims.include?(key)
+    claim_rows[key] = { "created_at" => EmailHost.now_string(-seconds_ago), "sent_at" => nil }
+  end
+
+  def self.now_string(offset_seconds = 0)
+    (Time.now.utc + offset_seconds).strftime("%Y-%m-%d %H:%M:%S+00:00")
+  end
+
   def initialize
     @rules = []
     @calls = []
@@ -96,16 +111,45 @@ class EmailHost
     end
   end
 
+  # notifications_sent as the worker sees it: `claims` lists the keys in the order
+  # claimed, `claim_rows` holds each one's created_at (a UTC string, as the cutoff) and
+  # sent_at.
   def claim(params)
     key = params[:params][:dedupe_key]
     return 0 if @claims.include?(key)
 
     @claims << key
+    claim_rows[key] = { "created_at" => EmailHost.now_string, "sent_at" => nil }
     1
   end
 
   def release(params)
-    @claims.delete(params[:params][:dedupe_key]) ? 1 : 0
+    key = params[:params][:dedupe_key]
+    return 0 unless claim_rows.dig(key, "sent_at").nil? && @claims.delete(key)
+
+    claim_rows.delete(key)
+    1
+  end
+
+  def claim_state(params)
+    row = claim_rows[params[:params][:dedupe_key]]
+    row ? [row.slice("sent_at")] : []
+  end
+
+  def take_over(params)
+    row = claim_rows[params[:params][:dedupe_key]]
+    return 0 unless row && row["sent_at"].nil? && row["created_at"] < params[:params][:cutoff]
+
+    row["created_at"] = EmailHost.now_string
+    1
+  end
+
+  def mark_sent(params)
+    row = claim_rows[params[:params][:dedupe_key]]
+    return 0 unless row
+
+    row["sent_at"] = EmailHost.now_string
+    1
   end
 
   def defaults
@@ -118,6 +162,9 @@ class EmailHost
     on("jobs", "enqueue") { { "job_id" => "job-#{job_count += 1}" } }
     on("db", "execute", /INSERT INTO notifications_sent/) { |p| { "rowcount" => claim(p) } }
     on("db", "execute", /DELETE FROM notifications_sent/) { |p| { "rowcount" => release(p) } }
+    on("db", "execute", /SET created_at = CURRENT_TIMESTAMP/) { |p| { "rowcount" => take_over(p) } }
+    on("db", "execute", /SET sent_at = CURRENT_TIMESTAMP/) { |p| { "rowcount" => mark_sent(p) } }
+    rows(/SELECT sent_at FROM notifications_sent/) { |p| claim_state(p) }
     on("db", "execute", /INSERT INTO suggestion_history/) do |p|
       { "rowcount" => p[:params].size - 1 }
     end
