@@ -199,3 +199,25 @@ def fresh_settings_cache():
     yield
     config.settings.cache_clear()
     catalog.default.cache_clear()
+
+
+@pytest.fixture
+def client(worker_env, redis_conn):
+    from simbi_workers.client import Client
+
+    return Client(connection=redis_conn)
+
+
+@pytest.fixture
+def worker(worker_env, redis_conn):
+    """A worker process object (process id "test-process") with its Ruby and Node children
+    running, to drive fetch and process one job at a time."""
+    from simbi_workers import catalog
+    from simbi_workers.worker import WorkerProcess
+
+    settings = Settings()
+    loaded = catalog.load(settings.queues_file)
+    process = WorkerProcess(settings, loaded, redis_conn, "test-process", loaded.queue_names())
+    process.runtimes.start()
+    yield process
+    process.runtimes.stop()

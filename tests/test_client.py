@@ -13,11 +13,6 @@ from simbi_workers.client import Client
 from simbi_workers.errors import JobInputError
 
 
-@pytest.fixture
-def client(worker_env, redis_conn):
-    return Client(connection=redis_conn)
-
-
 def test_perform_async_writes_a_job_rq_itself_can_read(client, redis_conn):
     job_id = client.perform_async("SlackNotifierWorker", "signups", None, "héllo 👋")
 

@@ -9,11 +9,9 @@ import zlib
 import pytest
 
 from simbi_workers import catalog, keys, stats
-from simbi_workers.client import Client
 from simbi_workers.config import Settings
 from simbi_workers.dead_set import DeadJobNotFoundError, DeadSet
 from simbi_workers.fetch import Fetcher
-from simbi_workers.worker import WorkerProcess
 from tests.harness import run_cli
 
 FAILURE_TTL_SECONDS = 7 * 86_400
@@ -22,19 +20,6 @@ FAILURE_TTL_SECONDS = 7 * 86_400
 @pytest.fixture
 def loaded(worker_env):
     return catalog.load(Settings().queues_file)
-
-
-@pytest.fixture
-def worker(worker_env, redis_conn, loaded):
-    process = WorkerProcess(Settings(), loaded, redis_conn, "dead-set-test", loaded.queue_names())
-    process.runtimes.start()
-    yield process
-    process.runtimes.stop()
-
-
-@pytest.fixture
-def client(worker_env, redis_conn):
-    return Client(connection=redis_conn)
 
 
 @pytest.fixture

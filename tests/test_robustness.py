@@ -11,19 +11,8 @@ from simbi_workers.config import Settings, load
 from simbi_workers.errors import ConfigError, JobInputError
 from simbi_workers.recovery import Recovery
 from simbi_workers.registration import Registration
-from simbi_workers.worker import WorkerProcess
 
 GOOD_DATA = zlib.compress(b'["simbi_workers.jobs.PyEchoWorker", null, [1], {}]')
-
-
-@pytest.fixture
-def worker(worker_env, redis_conn):
-    settings = Settings()
-    loaded = catalog.load(settings.queues_file)
-    process = WorkerProcess(settings, loaded, redis_conn, "robust", loaded.queue_names())
-    process.runtimes.start()
-    yield process
-    process.runtimes.stop()
 
 
 @pytest.mark.parametrize(

@@ -4,26 +4,9 @@ import time
 
 import pytest
 
-from simbi_workers import catalog, keys
-from simbi_workers.client import Client
-from simbi_workers.config import Settings
+from simbi_workers import keys
 from simbi_workers.errors import JobInputError
 from simbi_workers.fetch import Fetcher
-from simbi_workers.worker import WorkerProcess
-
-
-@pytest.fixture
-def client(worker_env, redis_conn):
-    return Client(connection=redis_conn)
-
-
-@pytest.fixture
-def worker(worker_env, redis_conn):
-    settings = Settings()
-    loaded = catalog.load(settings.queues_file)
-    process = WorkerProcess(settings, loaded, redis_conn, "limits-1", loaded.queue_names())
-    yield process
-    process.runtimes.stop()
 
 
 def test_an_identical_unique_job_returns_the_waiting_ones_id(client, redis_conn):
@@ -96,5 +79,5 @@ def test_a_slot_held_by_a_dead_process_expires_with_the_jobs_timeout(client, wor
 
     assert taken.job_id == job_id
     assert redis_conn.zrange(keys.slots("PyLimitedWorker"), 0, -1) == [
-        f"{job_id}:limits-1".encode()
+        f"{job_id}:test-process".encode()
     ]

@@ -10,30 +10,7 @@ import zlib
 
 import pytest
 
-from simbi_workers import catalog, keys
-from simbi_workers.client import Client
-from simbi_workers.config import Settings
-from simbi_workers.worker import WorkerProcess
-
-
-@pytest.fixture
-def worker(worker_env, redis_conn):
-    settings = Settings()
-    process = WorkerProcess(
-        settings,
-        catalog.load(settings.queues_file),
-        redis_conn,
-        "test-process",
-        catalog.load(settings.queues_file).queue_names(),
-    )
-    process.runtimes.start()
-    yield process
-    process.runtimes.stop()
-
-
-@pytest.fixture
-def client(worker_env, redis_conn):
-    return Client(connection=redis_conn)
+from simbi_workers import keys
 
 
 def run_one(worker):
