@@ -18,27 +18,9 @@ require_relative "support/email_database"
 # the project's Python is not installed, except in CI, where that is a failure.
 class TestEmailDatabase < Minitest::Test
   include EmailJobs
+  include EmailDatabaseCase
 
   DAY_SECONDS = 86_400
-
-  def setup
-    super
-    reason = EmailDatabase.unavailable_reason
-    flunk("the db bridge cannot run in CI: #{reason}") if reason && ENV["CI"]
-    skip(reason) if reason
-
-    @db = EmailDatabase.shared
-    @db.reset
-    @host = EmailDatabaseHost.new(@db)
-    USERS.each_value { |user| @db.insert("users", user.except("deleted_at")) }
-    @stderr_was = $stderr
-    $stderr = StringIO.new
-  end
-
-  def teardown
-    $stderr = @stderr_was if @stderr_was
-    super
-  end
 
   # Service `id` of `user_id`, priced `id` Simbi; `columns` override status and ratings.
   def service(id, user_id, category, **columns)

@@ -135,25 +135,7 @@ end
 # The lease on the real schema (sent_at column, CURRENT_TIMESTAMP against the cutoff).
 class TestEmailLeaseDatabase < Minitest::Test
   include EmailJobs
-
-  def setup
-    super
-    reason = EmailDatabase.unavailable_reason
-    flunk("the db bridge cannot run in CI: #{reason}") if reason && ENV["CI"]
-    skip(reason) if reason
-
-    @db = EmailDatabase.shared
-    @db.reset
-    @host = EmailDatabaseHost.new(@db)
-    USERS.each_value { |user| @db.insert("users", user.except("deleted_at")) }
-    @stderr_was = $stderr
-    $stderr = StringIO.new
-  end
-
-  def teardown
-    $stderr = @stderr_was if @stderr_was
-    super
-  end
+  include EmailDatabaseCase
 
   def claim_row
     @db.query("SELECT created_at, sent_at FROM notifications_sent WHERE dedupe_key = :k",

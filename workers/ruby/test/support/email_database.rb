@@ -114,3 +114,26 @@ class EmailDatabaseHost < EmailHost
     on("db", "execute") { |p| database.execute(p[:sql], p[:params]) }
   end
 end
+
+# The setup both database-backed email test cases share: the real schema through the db
+# bridge, the fixture users inserted, and the child's log captured.
+module EmailDatabaseCase
+  def setup
+    super
+    reason = EmailDatabase.unavailable_reason
+    flunk("the db bridge cannot run in CI: #{reason}") if reason && ENV["CI"]
+    skip(reason) if reason
+
+    @db = EmailDatabase.shared
+    @db.reset
+    @host = EmailDatabaseHost.new(@db)
+    EmailJobs::USERS.each_value { |user| @db.insert("users", user.except("deleted_at")) }
+    @stderr_was = $stderr
+    $stderr = StringIO.new
+  end
+
+  def teardown
+    $stderr = @stderr_was if @stderr_was
+    super
+  end
+end
