@@ -6,6 +6,7 @@ the key, so an operator can fix it without reading code.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -38,6 +39,7 @@ class _WorkerModel(BaseModel):
     concurrency: int | None = Field(default=None, ge=1)
     unique: int | None = Field(default=None, ge=1)
     cron: str | None = None
+    cron_args: list[Any] | None = None
 
 
 class _FileModel(BaseModel):
@@ -63,6 +65,7 @@ class WorkerSpec:
     concurrency: int | None
     unique_seconds: int | None
     cron: str | None
+    cron_args: tuple[Any, ...] = ()
 
     @property
     def arity(self) -> int:
@@ -184,6 +187,7 @@ def _worker_spec(path: Path, name: str, spec: _WorkerModel, queues: dict) -> Wor
         raise ConfigError(
             f"{path}: worker {name}, key 'cron': {spec.cron!r} is not a five-field cron expression"
         )
+    _check_cron_args(path, name, spec)
     if len(set(spec.args)) != len(spec.args):
         raise ConfigError(f"{path}: worker {name}, key 'args': an argument name is repeated")
     return WorkerSpec(
@@ -196,4 +200,24 @@ def _worker_spec(path: Path, name: str, spec: _WorkerModel, queues: dict) -> Wor
         concurrency=spec.concurrency,
         unique_seconds=spec.unique,
         cron=spec.cron,
+        cron_args=tuple(spec.cron_args or ()),
     )
+
+
+def _check_cron_args(path: Path, name: str, spec: _WorkerModel) -> None:
+    where = f"{path}: worker {name}, key 'cron_args'"
+    given = spec.cron_args
+    if spec.cron is None:
+        if given is not None:
+            raise ConfigError(f"{where}: given without 'cron'")
+        return
+    if len(given or []) != len(spec.args):
+        wanted = ", ".join(spec.args) or "no arguments"
+        raise ConfigError(
+            f"{where}: each cron run needs {len(spec.args)} argument(s) ({wanted}), "
+            f"got {len(given or [])}"
+        )
+    try:
+        json.dumps(given, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {given!r} is not plain JSON (quote dates)") from None

@@ -318,15 +318,14 @@ def _policies(spec, now: datetime) -> str:
     if spec.unique_seconds:
         parts.append(f"unique {spec.unique_seconds}s")
     if spec.cron:
-        parts.append(f"cron {spec.cron} UTC ({_next_run(spec, now)})")
+        given = f" with {json.dumps(list(spec.cron_args))}" if spec.cron_args else ""
+        parts.append(f"cron {spec.cron} UTC{given} ({_next_run(spec, now)})")
     return ", ".join(parts)
 
 
 def _next_run(spec, now: datetime) -> str:
     from simbi_workers.cron import next_run
 
-    if spec.arity:
-        return "not run: a cron worker takes no arguments"
     upcoming = next_run(spec, now)
     return "matches no date" if upcoming is None else f"next {upcoming:%Y-%m-%d %H:%M} UTC"
 

@@ -24,8 +24,7 @@ A brand-new entry (nothing in `simbi:cron:last`) fires its latest tick only if t
 is at most FIRST_SIGHT_GRACE_SECONDS old; otherwise it waits for its next tick, so adding
 a daily 03:00 entry at 15:00 does not run it at 15:00.
 
-Entries whose worker takes arguments are skipped with one warning: queues.yaml has no
-place for cron arguments yet.
+An entry whose worker takes arguments runs with its `cron_args` from queues.yaml.
 """
 
 from __future__ import annotations
@@ -134,7 +133,7 @@ class CronTicker:
             return None
 
         try:
-            job_id = self.client.perform_async(name)
+            job_id = self.client.perform_async(name, *entry.spec.cron_args)
         except (SimbiError, redis.RedisError) as exc:
             # Nothing was enqueued: free the claim so the next pass, here or on another
             # host, fires this tick. If Redis is away, the lease expires on its own.
@@ -198,28 +197,14 @@ def next_tick(expression: str, now: datetime) -> datetime | None:
 
 def next_run(spec: WorkerSpec, now: datetime) -> datetime | None:
     """When the entry next fires (UTC), for `simbi-workers workers`; None without cron or
-    for an expression that matches no date (e.g. 30 February). Skipped entries (workers
-    that take arguments) also return None."""
-    if spec.cron is None or spec.arity > 0:
+    for an expression that matches no date (e.g. 30 February)."""
+    if spec.cron is None:
         return None
     return next_tick(spec.cron, now)
 
 
 def _runnable_entries(catalog: Catalog) -> list[WorkerSpec]:
-    entries = []
-    for spec in catalog.workers.values():
-        if spec.cron is None:
-            continue
-        if spec.arity > 0:
-            log.warning(
-                "cron %s: skipped: a cron entry runs with no arguments, and %s takes %s",
-                spec.name,
-                spec.name,
-                ", ".join(spec.args),
-            )
-            continue
-        entries.append(spec)
-    return entries
+    return [spec for spec in catalog.workers.values() if spec.cron is not None]
 
 
 def _utc(now: datetime) -> datetime:

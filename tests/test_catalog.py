@@ -58,6 +58,18 @@ def test_defaults_follow_workers_md(tmp_path):
             "W: {runtime: node, args: [], cron: 'every day'}",
             "worker W, key 'cron': 'every day' is not a five-field cron expression",
         ),
+        (
+            "W: {runtime: node, args: [board], cron: '0 3 * * *'}",
+            "worker W, key 'cron_args': each cron run needs 1 argument(s) (board), got 0",
+        ),
+        (
+            "W: {runtime: node, args: [], cron_args: [1]}",
+            "worker W, key 'cron_args': given without 'cron'",
+        ),
+        (
+            "W: {runtime: node, args: [day], cron: '0 3 * * *', cron_args: [2026-12-03]}",
+            "worker W, key 'cron_args': [datetime.date(2026, 12, 3)] is not plain JSON",
+        ),
         ("W: {runtime: node, args: [], retry: -1}", "worker W, key 'retry'"),
         ("W: {runtime: node, args: [], timeout: '60'}", "worker W, key 'timeout'"),
         ("W: {runtime: node}", "worker W, key 'args'"),

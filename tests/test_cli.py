@@ -73,7 +73,7 @@ def test_workers_shows_when_each_cron_entry_runs_next(worker_env, tmp_path):
     path.write_text(
         "queues:\n  default: {priority: 5}\nworkers:\n"
         "  PyNoopWorker: {runtime: python, args: [], cron: '*/5 * * * *'}\n"
-        "  PyEchoWorker: {runtime: python, args: [value], cron: '0 3 * * *'}\n"
+        "  PyEchoWorker: {runtime: python, args: [value], cron: '0 3 * * *', cron_args: [7]}\n"
     )
     env = {**worker_env, "COLUMNS": "200", "SIMBI_QUEUES_FILE": str(path)}
 
@@ -83,7 +83,8 @@ def test_workers_shows_when_each_cron_entry_runs_next(worker_env, tmp_path):
     noop = next(line for line in result.stdout.splitlines() if "PyNoopWorker" in line)
     minute = re.search(r"next \d{4}-\d\d-\d\d \d\d:(\d\d) UTC", noop)
     assert minute and int(minute.group(1)) % 5 == 0
-    assert "not run: a cron worker takes no arguments" in result.stdout
+    echo = next(line for line in result.stdout.splitlines() if "PyEchoWorker" in line)
+    assert "cron 0 3 * * * UTC with [7] (next " in echo and " 03:00 UTC)" in echo
 
 
 def test_check_fails_on_the_mail_row_for_a_bad_smtp_url_without_printing_the_password(

@@ -30,7 +30,7 @@ queues:
 workers:
   PyNoopWorker: {runtime: python, args: [], cron: "*/5 * * * *"}
   JsNoopWorker: {runtime: node, args: [], queue: critical, cron: "0 3 * * *"}
-  PyEchoWorker: {runtime: python, args: [value], cron: "* * * * *"}
+  PyEchoWorker: {runtime: python, args: [value], cron: "0 3 29 2 *", cron_args: [weekly]}
   PySleepWorker: {runtime: python, args: [seconds]}
 """
 
@@ -258,22 +258,18 @@ def test_a_host_that_dies_after_claiming_leaves_only_a_short_lease(host, redis_c
 # Entries that cannot run
 
 
-def test_an_entry_whose_worker_takes_arguments_is_skipped_with_one_warning(
-    cron_catalog, host, redis_conn, caplog
+def test_an_entry_whose_worker_takes_arguments_runs_with_its_cron_args(
+    cron_catalog, host, redis_conn
 ):
-    with caplog.at_level(logging.WARNING, logger="simbi_workers.cron"):
-        ticker = host()
-        ticker.tick(at(0))
-        ticker.tick(at(1))
+    three = datetime(2028, 2, 29, 3, 0, tzinfo=UTC)  # its only ticks are on 29 February
 
-    assert [spec.name for spec in ticker.entries] == ["PyNoopWorker", "JsNoopWorker"]
-    warnings = [r.getMessage() for r in caplog.records if "PyEchoWorker" in r.getMessage()]
-    assert warnings == [
-        "cron PyEchoWorker: skipped: a cron entry runs with no arguments, "
-        "and PyEchoWorker takes value"
-    ]
-    assert all(worker_of(redis_conn, j) == "PyNoopWorker" for j in queued(redis_conn))
-    assert next_run(cron_catalog.worker("PyEchoWorker"), at(0)) is None
+    fired = host().tick(three + timedelta(seconds=5))
+
+    echo = [j for j in fired if worker_of(redis_conn, j) == "PyEchoWorker"]
+    assert len(echo) == 1
+    job = wire.decode(echo[0], redis_conn.hgetall(keys.job(echo[0])), "default")
+    assert job.args == ["weekly"]
+    assert next_run(cron_catalog.worker("PyEchoWorker"), three) == three.replace(year=2032)
 
 
 def test_a_naive_datetime_is_refused(host):

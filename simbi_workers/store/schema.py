@@ -40,7 +40,11 @@ users = Table(
     Column("display_score", Integer),
     Column("simbi_balance", BigInteger, nullable=False, server_default="0"),
     Column("sms_opt_in", Boolean, nullable=False, server_default="0"),
+    Column("bio", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Bumped by the app on every profile change; ScoreQueryProcessorWorker reads it.
+    Column("updated_at", DateTime(timezone=True)),
+    Column("last_seen_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
 )
 
@@ -241,4 +245,92 @@ notifications_sent = Table(
     # claim whose run died mid-send, and the next run takes it over.
     _created(),
     Column("sent_at", DateTime(timezone=True)),
+)
+
+
+# Issue 4: the records the TypeScript workers read and write.
+
+reviews = Table(
+    "reviews",
+    metadata,
+    _id(),
+    Column("service_id", ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    _user("reviewer_id", nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("body", Text, nullable=False, server_default=""),
+    _created(),
+    CheckConstraint("rating BETWEEN 1 AND 5", name="reviews_rating"),
+)
+
+# A formula is a weighted sum of named metrics: weights is {"rating_average": 2.0, ...}.
+score_formulas = Table(
+    "score_formulas",
+    metadata,
+    _id(),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("subject_type", String(16), nullable=False),  # user | service
+    Column("weights", JSON, nullable=False),
+    Column("last_run_at", DateTime(timezone=True)),
+    CheckConstraint("subject_type IN ('user', 'service')", name="score_formulas_subject"),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    _id(),
+    Column("subject_type", String(16), nullable=False),
+    Column("subject_id", BigInteger, nullable=False),
+    Column("formula_id", ForeignKey("score_formulas.id", ondelete="CASCADE"), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("subject_type", "subject_id", "formula_id"),
+)
+
+# The Simbi ledger. kind transfer moves money between two users; kind bonus is paid by
+# the house (from_user_id NULL). A deleted user's rows stay, with their id set to NULL.
+simbi_transactions = Table(
+    "simbi_transactions",
+    metadata,
+    _id(),
+    Column("kind", String(16), nullable=False, server_default="transfer"),
+    Column("from_user_id", ForeignKey("users.id", ondelete="SET NULL")),
+    Column("to_user_id", ForeignKey("users.id", ondelete="SET NULL")),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", String(200), nullable=False, server_default=""),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    _created(),
+    CheckConstraint("amount > 0", name="simbi_transactions_amount"),
+    CheckConstraint("kind IN ('transfer', 'bonus')", name="simbi_transactions_kind"),
+)
+
+milestones = Table(
+    "milestones",
+    metadata,
+    _user("user_id", primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    _created(),
+)
+
+# A user's own account at a provider, so that a friend list can be linked to users.
+social_accounts = Table(
+    "social_accounts",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("provider", String(16), nullable=False),  # facebook | google
+    Column("provider_uid", String(128), nullable=False),
+    UniqueConstraint("provider", "provider_uid"),
+)
+
+social_connections = Table(
+    "social_connections",
+    metadata,
+    _id(),
+    _user("user_id", nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("friend_uid", String(128), nullable=False),
+    Column("friend_name", String(200)),
+    _user("friend_user_id"),  # set when the friend is a user too
+    _created(),
+    UniqueConstraint("user_id", "provider", "friend_uid"),
 )
