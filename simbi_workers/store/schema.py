@@ -334,3 +334,17 @@ social_connections = Table(
     _created(),
     UniqueConstraint("user_id", "provider", "friend_uid"),
 )
+
+# What the search index holds: one row per indexed record. The index itself (SQLite FTS5
+# or a PostgreSQL tsvector) follows this table, so deleting a row here removes the
+# document from search results.
+search_documents = Table(
+    "search_documents",
+    metadata,
+    Column("record_type", String(16), primary_key=True),  # service | user
+    Column("record_id", BigInteger, primary_key=True),
+    Column("owner_id", BigInteger, nullable=False),  # the user the document names
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False, server_default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
