@@ -124,3 +124,100 @@ def test_a_child_reaches_track_through_a_host_call(settings, redis_conn):
     assert result == {"delivered": "outbox"}
     line = (settings.var_dir / "outbox" / "mixpanel.jsonl").read_text(encoding="utf-8")
     assert json.loads(line)["insert_id"] == "signup-7-job-3f2a"
+
+
+# People profiles: people_set and people_delete, to /engage
+
+PROFILE = {"$email": "ada@example.org", "$first_name": "Ada", "tier": "gold", "strength": 320}
+
+
+def sent_update(httpserver) -> dict:
+    """The one people update the server received, decoded from its `data` field."""
+    assert len(httpserver.log) == 1
+    request = httpserver.log[0][0]
+    assert request.path == "/engage"
+    return json.loads(parse_qs(request.get_data(as_text=True))["data"][0])
+
+
+def test_people_set_with_a_token_posts_the_profile_to_the_engage_endpoint(
+    mixpanel_live, httpserver
+):
+    httpserver.expect_request("/engage", method="POST").respond_with_json({"status": 1})
+
+    result = mixpanel_live.people_set(7, PROFILE)
+
+    assert result == {"delivered": "mixpanel"}
+    update = sent_update(httpserver)
+    assert update["$token"] == TOKEN
+    assert update["$distinct_id"] == "7"
+    assert update["$set"] == PROFILE
+    # A worker's sync is not the person being seen.
+    assert update["$ignore_time"] is True
+
+
+def test_people_delete_with_a_token_posts_a_delete_for_the_profile(mixpanel_live, httpserver):
+    httpserver.expect_request("/engage", method="POST").respond_with_json({"status": 1})
+
+    result = mixpanel_live.people_delete("7")
+
+    assert result == {"delivered": "mixpanel"}
+    update = sent_update(httpserver)
+    assert update["$distinct_id"] == "7"
+    assert update["$delete"] == ""
+    assert "$set" not in update
+
+
+def test_a_refused_people_update_is_retryable_and_hides_the_token(mixpanel_live, httpserver):
+    error = f"token {TOKEN} is not a valid project token"
+    httpserver.expect_request("/engage").respond_with_json({"status": 0, "error": error})
+
+    with pytest.raises(JobError) as caught:
+        mixpanel_live.people_delete("7")
+
+    assert not isinstance(caught.value, PermanentJobError)
+    assert "mixpanel people_delete failed" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+def test_without_a_token_people_updates_go_to_the_outbox_naming_their_kind(settings):
+    service = Mixpanel(settings)
+
+    assert service.people_set("7", PROFILE) == {"delivered": "outbox"}
+    assert service.people_delete("7") == {"delivered": "outbox"}
+
+    lines = (settings.var_dir / "outbox" / "mixpanel.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line) for line in lines.splitlines()] == [
+        {"kind": "people_set", "distinct_id": "7", "properties": PROFILE},
+        {"kind": "people_delete", "distinct_id": "7"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "complaint"),
+    [
+        (("people_set", {"distinct_id": "7", "properties": {}}), "must be a non-empty object"),
+        (("people_set", {"distinct_id": "7", "properties": ["x"]}), "must be a non-empty object"),
+        (("people_set", {"distinct_id": "7", "properties": {"": 1}}), "non-empty strings"),
+        (("people_set", {"distinct_id": "", "properties": PROFILE}), "distinct_id must be"),
+        (("people_delete", {"distinct_id": True}), "distinct_id must be"),
+        (("people_delete", {"distinct_id": None}), "distinct_id must be"),
+    ],
+)
+def test_bad_people_input_is_refused_before_anything_is_sent(
+    mixpanel_live, httpserver, call, complaint
+):
+    method, params = call
+    with pytest.raises(PermanentJobError, match=complaint):
+        getattr(mixpanel_live, method)(**params)
+
+    assert httpserver.log == []
+
+
+def test_a_child_reaches_people_delete_with_the_user_id_as_a_string(settings, redis_conn):
+    services = Services(settings, redis_conn)
+
+    result = services.call("mixpanel", "people_delete", {"distinct_id": "42"})
+
+    assert result == {"delivered": "outbox"}
+    line = (settings.var_dir / "outbox" / "mixpanel.jsonl").read_text(encoding="utf-8")
+    assert json.loads(line) == {"kind": "people_delete", "distinct_id": "42"}

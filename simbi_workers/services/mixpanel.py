@@ -2,8 +2,8 @@
 the outbox var/outbox/mixpanel.jsonl.
 
 Every message goes through `_deliver`, which picks the backend and translates the
-library's errors; a new kind of message (people updates and deletes, issue 4) is one
-more public method that validates its input and hands `_deliver` a record and a sender.
+library's errors; each kind of message (track, people_set, people_delete) is one public
+method that validates its input and hands `_deliver` a record and a sender.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _RESERVED_PROPERTIES = ("token", "distinct_id", "time", "$insert_id")
 
 
 class Mixpanel:
-    HOST_METHODS = ("track",)
+    HOST_METHODS = ("track", "people_set", "people_delete")
 
     def __init__(self, settings: Settings):
         self._outbox_dir = settings.outbox_dir
@@ -70,6 +70,32 @@ class Mixpanel:
         }
         sent = {**record["properties"], "time": time, "$insert_id": insert_id}
         return self._deliver("track", record, lambda mp: mp.track(str(distinct_id), event, sent))
+
+    def people_set(self, distinct_id: str | int, properties: dict[str, Any]) -> dict[str, str]:
+        """Set `properties` on the profile of `distinct_id`, creating it when missing.
+
+        Setting the same values again changes nothing, so a retried job needs no insert id.
+        `$ignore_time` keeps this sync from moving the profile's "Last Seen": the person
+        did nothing, a worker did.
+        """
+        _check_distinct_id(distinct_id)
+        _check_profile(properties)
+
+        record = {"distinct_id": distinct_id, "properties": properties}
+        meta = {"$ignore_time": True}
+        return self._deliver(
+            "people_set",
+            record,
+            lambda mp: mp.people_set(str(distinct_id), properties, meta=meta),
+        )
+
+    def people_delete(self, distinct_id: str | int) -> dict[str, str]:
+        """Delete the profile of `distinct_id` for good; deleting a missing one is a no-op
+        at Mixpanel, so running it again is harmless."""
+        _check_distinct_id(distinct_id)
+
+        record = {"distinct_id": distinct_id}
+        return self._deliver("people_delete", record, lambda mp: mp.people_delete(str(distinct_id)))
 
     def _deliver(
         self, kind: str, record: dict[str, Any], send: Callable[[mixpanel.Mixpanel], None]
@@ -130,6 +156,25 @@ def _check_distinct_id(distinct_id: Any) -> None:
         raise PermanentJobError(
             f"mixpanel: distinct_id must be a non-empty string or an integer, got {distinct_id!r}"
         )
+
+
+def _check_profile(properties: Any) -> None:
+    if not isinstance(properties, dict) or not properties:
+        raise PermanentJobError(
+            "mixpanel.people_set: properties must be a non-empty object, "
+            f"got {type(properties).__name__} {_shown(properties)}"
+        )
+
+    if not all(isinstance(name, str) and name for name in properties):
+        raise PermanentJobError(
+            "mixpanel.people_set: property names must be non-empty strings, "
+            f"got {_shown(list(properties))}"
+        )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _check_properties(properties: Any) -> None:
