@@ -180,6 +180,40 @@ def db_init() -> None:
     click.echo(f"created or kept {len(tables)} tables: {', '.join(tables)}")
 
 
+@main.command()
+@click.argument("query")
+@click.option(
+    "--type", "record_type", type=click.Choice(["service", "user"]), help="Only this kind."
+)
+@click.option(
+    "--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100), help="Most hits."
+)
+def search(query, record_type, limit) -> None:
+    """Search the index the search workers keep, e.g. `simbi-workers search "guitar lessons"`.
+
+    Finds the documents holding every word of QUERY, best match first."""
+    from sqlalchemy import inspect
+
+    from simbi_workers.services.db import Database
+    from simbi_workers.services.search import Search
+
+    database = Database(load_settings().database_url_or_default)
+    if not inspect(database.engine).has_table("search_documents"):
+        raise SimbiError("no search index yet: run `simbi-workers db init` first")
+    hits = Search(database).query(query, record_type=record_type, limit=limit)["hits"]
+    if not hits:
+        console.print(Text(f"no documents match {query!r}"))
+        return
+    table = Table(title=Text(f"{len(hits)} hit(s) for {query!r}"))
+    for column in ("rank", "type", "id", "title", "snippet"):
+        table.add_column(column, justify="right" if column in ("rank", "id") else "left")
+    for hit in hits:
+        cells = (f"{hit['rank']:.3g}", hit["record_type"], str(hit["record_id"]), hit["title"])
+        # Text cells: a title or snippet such as "[guitar]" is not rich markup.
+        table.add_row(*(Text(cell) for cell in (*cells, hit["snippet"] or "")))
+    console.print(table)
+
+
 @main.group()
 def failed() -> None:
     """The dead set: jobs that failed for good (RQ's failed registries). Jobs leave it when

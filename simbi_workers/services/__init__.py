@@ -18,7 +18,7 @@ class UnknownHostCall(PermanentJobError):
 
 
 class Services:
-    NAMES = ("db", "redis", "storage", "slack", "mixpanel", "mail", "sms", "push", "jobs")
+    NAMES = ("db", "redis", "storage", "slack", "mixpanel", "mail", "sms", "push", "jobs", "search")
 
     def __init__(self, settings: Settings, connection: redis.Redis):
         self.settings = settings
@@ -77,6 +77,12 @@ class Services:
         from simbi_workers.services.jobs import Jobs
 
         return Jobs(self.connection)
+
+    @cached_property
+    def search(self):
+        from simbi_workers.services.search import Search
+
+        return Search(self.db)
 
     def call(self, service: str, method: str, params: dict[str, Any]) -> Any:
         """Run a child's host call. Raises JobError subclasses that become error replies."""

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     func,
 )
 
@@ -348,3 +349,56 @@ search_documents = Table(
     Column("body", Text, nullable=False, server_default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# The index over search_documents, queried by services/search.py. SQLite: an FTS5 table
+# whose content is this table's rows (external content), kept in step by triggers.
+# PostgreSQL: a generated tsvector column, title weighted above body, with a GIN index.
+# NOTE: on SQLite, INSERT OR REPLACE into search_documents would bypass the delete trigger
+# and leave stale index entries: write with ON CONFLICT ... DO UPDATE instead.
+SEARCH_FTS = "search_documents_fts"
+_FTS_ROW = "(rowid, title, body) VALUES (new.rowid, new.title, new.body)"
+_FTS_DELETE = (
+    f"({SEARCH_FTS}, rowid, title, body) VALUES ('delete', old.rowid, old.title, old.body)"
+)
+_SEARCH_INDEX_DDL = {
+    "sqlite": (
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_FTS} USING fts5(title, body, "
+        "content='search_documents', content_rowid='rowid', tokenize='unicode61')",
+        "CREATE TRIGGER IF NOT EXISTS search_documents_ai AFTER INSERT ON search_documents "
+        f"BEGIN INSERT INTO {SEARCH_FTS} {_FTS_ROW}; END",
+        "CREATE TRIGGER IF NOT EXISTS search_documents_ad AFTER DELETE ON search_documents "
+        f"BEGIN INSERT INTO {SEARCH_FTS} {_FTS_DELETE}; END",
+        "CREATE TRIGGER IF NOT EXISTS search_documents_au AFTER UPDATE OF title, body "
+        f"ON search_documents BEGIN INSERT INTO {SEARCH_FTS} {_FTS_DELETE}; "
+        f"INSERT INTO {SEARCH_FTS} {_FTS_ROW}; END",
+    ),
+    "postgresql": (
+        "ALTER TABLE search_documents ADD COLUMN IF NOT EXISTS search_vector tsvector "
+        "GENERATED ALWAYS AS (setweight(to_tsvector('simple', title), 'A') "
+        "|| setweight(to_tsvector('simple', body), 'B')) STORED",
+        "CREATE INDEX IF NOT EXISTS search_documents_search_vector "
+        "ON search_documents USING GIN (search_vector)",
+    ),
+}
+
+
+@event.listens_for(metadata, "after_create")
+def _create_search_index(_target, connection, **_kw) -> None:
+    # On every create_all (IF NOT EXISTS throughout), so that `db init` also indexes a
+    # search_documents table made before the index existed.
+    dialect = connection.dialect
+    if not dialect.has_table(connection, "search_documents"):
+        return
+    fresh = dialect.name == "sqlite" and not dialect.has_table(connection, SEARCH_FTS)
+    for statement in _SEARCH_INDEX_DDL.get(dialect.name, ()):
+        connection.exec_driver_sql(statement)
+    if fresh:
+        # Rows already in the table were written before the triggers: index them now.
+        connection.exec_driver_sql(f"INSERT INTO {SEARCH_FTS}({SEARCH_FTS}) VALUES ('rebuild')")
+
+
+@event.listens_for(search_documents, "after_drop")
+def _drop_search_index(_target, connection, **_kw) -> None:
+    # PostgreSQL drops the column and its index with the table; the FTS5 table stays.
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {SEARCH_FTS}")
