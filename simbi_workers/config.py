@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     onesignal_api_key: SecretStr | None = Field(default=None, alias="ONESIGNAL_API_KEY")
     onesignal_api_url: str = Field(default="https://api.onesignal.com", alias="ONESIGNAL_API_URL")
 
+    # Social: the friend-list APIs SocialFriendsWorker reads with the user's own token.
+    # Empty: that provider is off, and its jobs fail with a clear error.
+    social_facebook_api_url: str = Field(
+        default="https://graph.facebook.com/v19.0", alias="SOCIAL_FACEBOOK_API_URL"
+    )
+    social_google_api_url: str = Field(
+        default="https://people.googleapis.com", alias="SOCIAL_GOOGLE_API_URL"
+    )
+
     # Uploads fetched by URL: only from these hosts, and no larger than this.
     upload_url_hosts: tuple[str, ...] = Field(default=(), alias="SIMBI_UPLOAD_URL_HOSTS")
     upload_max_bytes: int = Field(default=20 * 1024 * 1024, alias="SIMBI_UPLOAD_MAX_BYTES")

@@ -18,7 +18,19 @@ class UnknownHostCall(PermanentJobError):
 
 
 class Services:
-    NAMES = ("db", "redis", "storage", "slack", "mixpanel", "mail", "sms", "push", "jobs", "search")
+    NAMES = (
+        "db",
+        "redis",
+        "storage",
+        "slack",
+        "mixpanel",
+        "mail",
+        "sms",
+        "push",
+        "jobs",
+        "search",
+        "social",
+    )
 
     def __init__(self, settings: Settings, connection: redis.Redis):
         self.settings = settings
@@ -83,6 +95,12 @@ class Services:
         from simbi_workers.services.search import Search
 
         return Search(self.db)
+
+    @cached_property
+    def social(self):
+        from simbi_workers.services.social import Social
+
+        return Social(self.settings)
 
     def call(self, service: str, method: str, params: dict[str, Any]) -> Any:
         """Run a child's host call. Raises JobError subclasses that become error replies."""
