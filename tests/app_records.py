@@ -69,6 +69,30 @@ class AppRecords:
             enabled=enabled,
         )
 
+    def review(self, service_id: int, reviewer_id: int, rating: int, **values: Any) -> int:
+        return self.insert(
+            schema.reviews, service_id=service_id, reviewer_id=reviewer_id, rating=rating, **values
+        )
+
+    def score_formula(self, subject_type: str, weights: dict[str, float], **values: Any) -> int:
+        values.setdefault("name", f"formula {next(self._serial)}")
+        return self.insert(
+            schema.score_formulas, subject_type=subject_type, weights=weights, **values
+        )
+
+    def transfer(
+        self, from_user_id: int | None, to_user_id: int, amount: int, **values: Any
+    ) -> int:
+        """A ledger row of kind transfer (pass kind="bonus" and no payer for a bonus)."""
+        values.setdefault("idempotency_key", f"test-transfer-{next(self._serial)}")
+        return self.insert(
+            schema.simbi_transactions,
+            from_user_id=from_user_id,
+            to_user_id=to_user_id,
+            amount=amount,
+            **values,
+        )
+
     # Generic steps
 
     def insert(self, table: Table, **values: Any) -> Any:

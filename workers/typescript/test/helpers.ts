@@ -30,7 +30,8 @@ export class FakeRedis {
     switch (command) {
       case "GET": return this.strings.get(key) ?? null;
       case "SET": return this.set(key, String(args[0]), args.includes("NX"));
-      case "ZADD": return this.zadd(key, Number(args[0]), String(args[1]));
+      case "ZADD": return this.zaddPairs(key, args);
+      case "DEL": return keys.filter((name) => this.del(name)).length;
       case "ZREMRANGEBYRANK": return this.trim(key, Number(args[0]), Number(args[1]));
       case "HINCRBY": return this.hincrby(key, String(args[0]), Number(args[1]));
       default: throw new Error(`FakeRedis does not know ${command}`);
@@ -46,6 +47,18 @@ export class FakeRedis {
     if (onlyIfNew && this.strings.has(key)) return null;
     this.strings.set(key, value);
     return "OK";
+  }
+
+  private zaddPairs(key: string, args: (string | number)[]): number {
+    let added = 0;
+    for (let i = 0; i < args.length; i += 2) {
+      added += this.zadd(key, Number(args[i]), String(args[i + 1]));
+    }
+    return added;
+  }
+
+  private del(key: string): boolean {
+    return [this.strings, this.zsets, this.hashes].filter((kind) => kind.delete(key)).length > 0;
   }
 
   private zadd(key: string, score: number, member: string): number {
