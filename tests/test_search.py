@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import text
 
@@ -11,7 +13,9 @@ from simbi_workers.services.db import Database
 from simbi_workers.services.search import Search
 from simbi_workers.store import schema
 from tests import provider_fixtures
+from tests.app_records import AppRecords
 from tests.harness import run_cli
+from tests.provider_fixtures import perform, result_of, run_next
 
 make_worker = provider_fixtures.make_worker
 
@@ -243,3 +247,132 @@ def test_the_search_command_without_tables_says_to_run_db_init(worker_env, tmp_p
 
     assert result.returncode == 1
     assert "run `simbi-workers db init` first" in result.stderr
+
+
+# The workers, through the real Node child and the real search service
+
+
+@pytest.fixture
+def marketplace(make_worker, database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    process = make_worker()
+    return process, AppRecords(process.services.db.engine)
+
+
+def test_search_index_worker_indexes_an_active_service_with_its_owner(marketplace):
+    process, records = marketplace
+    owner = records.user("Ada", last_name="Lovelace")
+    service = records.service(owner, "Guitar lessons", description="Chords and scales")
+
+    result = result_of(perform(process, "SearchIndexWorker", "service", service))
+
+    assert result == {"record_type": "service", "record_id": service, "action": "indexed"}
+    (hit,) = process.services.search.query("lovelace")["hits"]
+    assert (hit["record_type"], hit["record_id"], hit["title"]) == (
+        "service",
+        service,
+        "Guitar lessons",
+    )
+    assert hit["snippet"] == "Chords and scales\nmusic\nAda [Lovelace]"
+    (row,) = records.rows(schema.search_documents)
+    assert row["owner_id"] == owner
+
+
+def test_search_index_worker_removes_a_service_that_is_no_longer_active(marketplace):
+    process, records = marketplace
+    service = records.service(records.user(), "Pottery class")
+    result_of(perform(process, "SearchIndexWorker", "service", service))
+    records.update(schema.services, service, status="paused")
+
+    result = result_of(perform(process, "SearchIndexWorker", "service", service))
+
+    assert result["action"] == "removed"
+    assert result["reason"] == "is paused, not active"
+    assert result["was_indexed"] is True
+    assert process.services.search.query("pottery")["hits"] == []
+
+
+def test_search_index_worker_indexes_a_user_and_removes_them_once_deleted(marketplace):
+    process, records = marketplace
+    user = records.user("Grace", last_name="Hopper", bio="Teaches compilers")
+    result_of(perform(process, "SearchIndexWorker", "user", user))
+    assert found(process.services.search, "compilers", record_type="user") == [("user", user)]
+
+    records.update(schema.users, user, deleted_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    result = result_of(perform(process, "SearchIndexWorker", "user", user))
+
+    assert result["reason"] == "is deleted"
+    assert found(process.services.search, "grace") == []
+
+
+def test_search_index_worker_removes_a_record_that_no_longer_exists(marketplace):
+    process, records = marketplace
+    user = records.user("Katherine")
+    result_of(perform(process, "SearchIndexWorker", "user", user))
+    records.delete(schema.users, user)
+
+    result = result_of(perform(process, "SearchIndexWorker", "user", user))
+
+    assert result == {
+        "record_type": "user",
+        "record_id": user,
+        "action": "removed",
+        "reason": "does not exist",
+        "was_indexed": True,
+    }
+    assert records.rows(schema.search_documents) == []
+
+
+def test_search_index_worker_refuses_another_record_type_for_good(marketplace):
+    process, _records = marketplace
+
+    fields = perform(process, "SearchIndexWorker", "talk", 1)
+
+    assert fields["status"] == b"failed"
+    error = fields["simbi_error"].decode()
+    assert 'record_type must be one of service, user, received "talk"' in error
+
+
+def test_search_remove_worker_removes_the_document_and_a_missing_one_is_fine(marketplace):
+    process, records = marketplace
+    service = records.service(records.user(), "Bike repair")
+    result_of(perform(process, "SearchIndexWorker", "service", service))
+
+    first = result_of(perform(process, "SearchRemoveWorker", "service", service))
+    second = result_of(perform(process, "SearchRemoveWorker", "service", service))
+
+    assert first["removed"] is True
+    assert second["removed"] is False
+    assert found(process.services.search, "bike") == []
+
+
+def test_search_bulk_index_worker_indexes_25_services_in_batches_of_10(marketplace):
+    process, records = marketplace
+    owner = records.user("Yo-Yo", last_name="Ma")
+    ids = [records.service(owner, f"Cello lesson {n}") for n in range(25)]
+    paused = records.service(owner, "Cello repair", status="paused")
+    Search(process.services.db).upsert("service", paused, owner, "Cello repair", "")
+
+    first = result_of(perform(process, "SearchBulkIndexWorker", "service", 0, 10))
+    second = result_of(run_next(process, first["next_job_id"]))
+    third = result_of(run_next(process, second["next_job_id"]))
+
+    assert (first["indexed"], first["next_after_id"], first["done"]) == (10, ids[9], False)
+    assert (second["indexed"], second["next_after_id"], second["done"]) == (10, ids[19], False)
+    assert (third["indexed"], third["removed"], third["done"]) == (5, 1, True)
+    assert third["next_job_id"] is None
+    assert process.fetcher.fetch() is None, "the last batch enqueued another"
+    hits = found(process.services.search, "cello", limit=100)
+    assert sorted(record_id for _type, record_id in hits) == ids
+
+
+def test_search_bulk_index_worker_drops_documents_of_deleted_records(marketplace):
+    process, records = marketplace
+    user = records.user("Ada")
+    Search(process.services.db).upsert("user", user + 100, user + 100, "Ghost user", "")
+
+    result = result_of(perform(process, "SearchBulkIndexWorker", "user", 0, 50))
+
+    assert (result["indexed"], result["orphans_removed"], result["done"]) == (1, 1, True)
+    assert found(process.services.search, "ghost") == []
+    assert found(process.services.search, "ada") == [("user", user)]
