@@ -17,6 +17,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from simbi_workers import wire
 from simbi_workers.errors import ConfigError
 
 RUNTIMES = ("python", "ruby", "node")
@@ -40,6 +41,7 @@ class _WorkerModel(BaseModel):
     unique: int | None = Field(default=None, ge=1)
     cron: str | None = None
     cron_args: list[Any] | None = None
+    secret_args: list[str] = []
 
 
 class _FileModel(BaseModel):
@@ -66,10 +68,20 @@ class WorkerSpec:
     unique_seconds: int | None
     cron: str | None
     cron_args: tuple[Any, ...] = ()
+    # Arguments (an access token, say) that job listings, logs and errors never show.
+    secret_args: tuple[str, ...] = ()
 
     @property
     def arity(self) -> int:
         return len(self.args)
+
+    @property
+    def secret_positions(self) -> tuple[int, ...]:
+        return tuple(self.args.index(name) for name in self.secret_args)
+
+    def shown_args(self, args: list[Any]) -> list[Any]:
+        """`args` as listings may show them: each secret one replaced by wire.REDACTED."""
+        return wire.redacted(args, self.secret_positions)
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,7 @@ def _worker_spec(path: Path, name: str, spec: _WorkerModel, queues: dict) -> Wor
     _check_cron_args(path, name, spec)
     if len(set(spec.args)) != len(spec.args):
         raise ConfigError(f"{path}: worker {name}, key 'args': an argument name is repeated")
+    _check_secret_args(path, name, spec)
     return WorkerSpec(
         name=name,
         runtime=spec.runtime,
@@ -201,7 +214,18 @@ def _worker_spec(path: Path, name: str, spec: _WorkerModel, queues: dict) -> Wor
         unique_seconds=spec.unique,
         cron=spec.cron,
         cron_args=tuple(spec.cron_args or ()),
+        secret_args=tuple(spec.secret_args),
     )
+
+
+def _check_secret_args(path: Path, name: str, spec: _WorkerModel) -> None:
+    unknown = [arg for arg in spec.secret_args if arg not in spec.args]
+    if unknown:
+        known = ", ".join(spec.args) or "none"
+        raise ConfigError(
+            f"{path}: worker {name}, key 'secret_args': {unknown[0]!r} is not one of its "
+            f"args ({known})"
+        )
 
 
 def _check_cron_args(path: Path, name: str, spec: _WorkerModel) -> None:

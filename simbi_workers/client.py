@@ -148,6 +148,7 @@ class Client:
             attempt=0,
             timeout_seconds=spec.timeout_seconds,
             unique_key=unique_key,
+            secret_positions=spec.secret_positions,
         )
 
     def _write(self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None) -> None:

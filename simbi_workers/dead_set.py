@@ -96,7 +96,7 @@ class DeadSet:
         fields = self.connection.hgetall(keys.job(job_id))
         if not fields:
             raise DeadJobNotFoundError(f"job {job_id}: its hash is gone (expired or deleted)")
-        return _dead_job(job_id, queue, score, fields)
+        return _dead_job(job_id, queue, score, fields, self.catalog)
 
     def retry(self, job_ids: Iterable[str]) -> Report:
         """Each named job back to the end of its queue, attempt count 0, no failure TTL."""
@@ -250,16 +250,27 @@ def _entry(job_id: str, queue: str, score: float, values: dict[str, bytes | None
     )
 
 
-def _dead_job(job_id: str, queue: str, score: float, fields: dict[bytes, bytes]) -> DeadJob:
+def _dead_job(
+    job_id: str, queue: str, score: float, fields: dict[bytes, bytes], catalog: Catalog
+) -> DeadJob:
     values = {key.decode("utf-8", "replace"): value for key, value in fields.items()}
     entry = _entry(job_id, queue, score, values)
     traceback = _exc_text(values.get("exc_info"))
     entry.error = entry.error or _last_line(traceback) or NO_ERROR
     args, payload_error, payload = _decode_args(job_id, fields, queue)
+    description = _text(values.get("description"))
+    spec = catalog.workers.get(entry.worker)
+    if spec is not None and spec.secret_args:
+        # The payload keeps the secret (the worker needs it); what is shown does not. The
+        # description is rendered again, in case the job was enqueued before secret_args.
+        payload = None if payload is None else f"(not shown: {entry.worker} has secret_args)"
+        if args is not None:
+            args = spec.shown_args(args)
+            description = wire.describe(entry.worker, args)
     return DeadJob(
         **vars(entry),
         status=_text(values.get("status")),
-        description=_text(values.get("description")),
+        description=description,
         created_at=_text(values.get("created_at")) or None,
         enqueued_at=_text(values.get("enqueued_at")) or None,
         started_at=_text(values.get("started_at")) or None,

@@ -20,6 +20,7 @@ from simbi_workers.errors import JobInputError
 
 FUNC_PREFIX = "simbi_workers.jobs."
 DESCRIPTION_ARG_CHARS = 60
+REDACTED = "[redacted]"  # what listings show for a worker's secret_args (queues.yaml)
 
 
 class BrokenJobError(JobInputError):
@@ -36,10 +37,12 @@ class Job:
     timeout_seconds: int
     enqueued_at: str | None = None
     unique_key: str | None = None
+    secret_positions: tuple[int, ...] = ()  # args the description never shows
 
     @property
     def description(self) -> str:
-        return describe(self.worker, self.args)
+        # `rq info` and rq-dashboard show it to whoever can read Redis: no secrets.
+        return describe(self.worker, redacted(self.args, self.secret_positions))
 
 
 def new_id() -> str:
@@ -83,6 +86,11 @@ def check_json_native(value: Any, path: str) -> None:
         f"{path} is a {type(value).__name__} ({_short(repr(value))}): arguments must be "
         "JSON-native (str, int, float, bool, None, list, dict with str keys)"
     )
+
+
+def redacted(args: list[Any], positions: tuple[int, ...]) -> list[Any]:
+    """`args` with the value at each of `positions` replaced by REDACTED."""
+    return [REDACTED if index in positions else arg for index, arg in enumerate(args)]
 
 
 def describe(worker: str, args: list[Any]) -> str:

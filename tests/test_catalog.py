@@ -74,6 +74,11 @@ def test_defaults_follow_workers_md(tmp_path):
         ("W: {runtime: node, args: [], timeout: '60'}", "worker W, key 'timeout'"),
         ("W: {runtime: node}", "worker W, key 'args'"),
         ("W: {runtime: node, args: [a, a]}", "worker W, key 'args': an argument name is repeated"),
+        (
+            "W: {runtime: node, args: [user_id, token], secret_args: [access_token]}",
+            "worker W, key 'secret_args': 'access_token' is not one of its args (user_id, token)",
+        ),
+        ("W: {runtime: node, args: [a], secret_args: a}", "worker W, key 'secret_args'"),
     ],
 )
 def test_each_mistake_names_file_worker_and_key(tmp_path, worker_yaml, expected):
@@ -108,3 +113,11 @@ def test_missing_file_and_broken_yaml_are_clear(tmp_path):
         catalog.load(tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         catalog.load(write(tmp_path, "queues: [unclosed\n"))
+
+
+def test_secret_args_are_shown_redacted(tmp_path):
+    text = "workers:\n  W: {runtime: node, args: [user_id, token], secret_args: [token]}\n"
+    spec = catalog.load(write(tmp_path, GOOD_QUEUES + text)).worker("W")
+
+    assert spec.secret_args == ("token",) and spec.secret_positions == (1,)
+    assert spec.shown_args([7, "EAAB-secret"]) == [7, "[redacted]"]

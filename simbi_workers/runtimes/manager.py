@@ -11,7 +11,7 @@ from simbi_workers.errors import ChildError, ConfigError
 from simbi_workers.runtimes.child import Child
 from simbi_workers.runtimes.outcome import Failure, Outcome
 from simbi_workers.runtimes.python import PythonRuntime
-from simbi_workers.wire import Job
+from simbi_workers.wire import REDACTED, Job
 
 ROOT = Path(__file__).resolve().parents[2]
 RUBY_MAIN = ROOT / "workers" / "ruby" / "main.rb"
@@ -72,6 +72,9 @@ class Runtimes:
             child.kill()
 
     def run(self, job: Job, spec: WorkerSpec) -> Outcome:
+        return _without_secrets(self._run(job, spec), job, spec)
+
+    def _run(self, job: Job, spec: WorkerSpec) -> Outcome:
         if spec.runtime == "python":
             return self.python.run(job, spec.timeout_seconds)
 
@@ -112,3 +115,29 @@ class Runtimes:
             raise ConfigError(
                 f"the {runtime} runtime does not match the catalogue: " + "; ".join(parts)
             )
+
+
+def _without_secrets(outcome: Outcome, job: Job, spec: WorkerSpec) -> Outcome:
+    """A worker's error or skip reason with its secret_args' values blanked: the text goes
+    to the job hash, the dead set and the log, where no token may appear. The worker
+    should never quote them; this holds even if it does."""
+    secrets = [
+        job.args[index]
+        for index in spec.secret_positions
+        if index < len(job.args) and isinstance(job.args[index], str) and job.args[index]
+    ]
+    if not secrets:
+        return outcome
+    if outcome.failure is not None:
+        failure = outcome.failure
+        failure.message = _blank(failure.message, secrets)
+        failure.backtrace = [_blank(line, secrets) for line in failure.backtrace]
+    if outcome.skipped:
+        outcome.skipped = _blank(outcome.skipped, secrets)
+    return outcome
+
+
+def _blank(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
