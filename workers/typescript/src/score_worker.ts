@@ -122,16 +122,17 @@ export function tierFor(strength: number): Tier {
   return TIER_FLOORS.find(([, floor]) => strength >= floor)?.[0] ?? "bronze";
 }
 
-function filled(value: unknown): boolean {
-  if (typeof value === "string") return value.trim() !== "" && value.trim() !== "null";
+function filled(field: string, value: unknown): boolean {
+  // The avatar is a JSON column: SQLite returns its text, "null" or "{}" when cleared.
+  if (field === "avatar" && typeof value === "string") return !["", "null", "{}"].includes(value);
+  if (typeof value === "string") return value.trim() !== "";
   return typeof value === "object" && value !== null && Object.keys(value).length > 0;
 }
 
 export function strengthOf(user: Row, activity: Activity): number {
   let strength = 0;
   for (const [field, points] of Object.entries(PROFILE_POINTS)) {
-    // The avatar is a JSON column: SQLite returns its text, "null" when cleared.
-    if (filled(user[field])) strength += points;
+    if (filled(field, user[field])) strength += points;
   }
   for (const [kind, { each, most }] of Object.entries(ACTIVITY_POINTS)) {
     strength += each * Math.min(activity[kind as keyof Activity], most);
