@@ -197,7 +197,8 @@ def test_response_time_adds_each_talk_once_to_the_running_mean(
         "mean_seconds": 2175,
     }
     means = redis_conn.hgetall(f"{APP}response_time:{ada}")
-    assert means == {b"sum_seconds": b"4350", b"count": b"2"}
+    talks = {f"talk:{first}".encode(): b"750", f"talk:{second}".encode(): b"3600"}
+    assert means == {b"sum_seconds": b"4350", b"count": b"2", **talks}
 
 
 def test_response_time_skips_a_talk_the_user_has_not_answered(

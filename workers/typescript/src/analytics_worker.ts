@@ -296,8 +296,9 @@ export async function recordServiceStats(
     daily: Number(replies[0]), total: Number(replies[2]) };
 }
 
-// ResponseTimeWorker. Keys: hash response_time:<user_id> with sum_seconds and count, and
-// hash response_time:<user_id>:talks, talk id -> seconds, which marks a talk as counted.
+// ResponseTimeWorker. One hash per user, response_time:<user_id>: sum_seconds and count,
+// and a field talk:<talk_id> (its seconds) for each talk counted. One key, so that
+// DestroyUserWorker's DEL of it leaves nothing of the user behind.
 
 // The first message of someone else, and the user's first message strictly after it.
 // Column against column: both sides have the database's own timestamp format.
@@ -323,30 +324,28 @@ function meanOf(sum: unknown, count: unknown): { count: number; mean_seconds: nu
   return { count: n, mean_seconds: n > 0 ? Math.round((total / n) * 100) / 100 : null };
 }
 
-// Counted once per (user, talk), also across reruns: the talk's field in the talks hash is
-// written in the same MULTI as the sums. NOTE: two runs for the same talk at the same
+// Counted once per (user, talk), also across reruns: the talk's field is written in the
+// same MULTI as the sums. NOTE: two runs for the same talk at the same
 // moment can both count, as with UserEventTrackerWorker's marker.
 export async function recordResponseTime(
   ctx: JobContext, userId: unknown, talkId: unknown,
 ): Promise<JsonObject> {
   const user = positiveId("user_id", userId);
   const talk = positiveId("talk_id", talkId);
-  const [means, talks] = [`response_time:${user}`, `response_time:${user}:talks`];
+  const [means, field] = [`response_time:${user}`, `talk:${talk}`];
 
   const seen = await ctx.host.call("redis", "call",
-    { command: "HGET", keys: [talks], args: [talk] });
-  if (seen !== null) {
-    const totals = await ctx.host.call("redis", "call",
-      { command: "HMGET", keys: [means], args: ["sum_seconds", "count"] }) as unknown[];
-    return { user_id: user, talk_id: talk, seconds: Number(seen), counted: false,
-      ...meanOf(totals[0], totals[1]) };
+    { command: "HMGET", keys: [means], args: [field, "sum_seconds", "count"] }) as unknown[];
+  if (seen[0] !== null) {
+    return { user_id: user, talk_id: talk, seconds: Number(seen[0]), counted: false,
+      ...meanOf(seen[1], seen[2]) };
   }
 
   const seconds = await responseSeconds(ctx, user, talk);
   const commands: RedisCommand[] = [
     { command: "HINCRBY", keys: [means], args: ["sum_seconds", seconds] },
     { command: "HINCRBY", keys: [means], args: ["count", 1] },
-    { command: "HSET", keys: [talks], args: [talk, seconds] },
+    { command: "HSET", keys: [means], args: [field, seconds] },
   ];
   const replies = await ctx.host.call("redis", "multi", { commands }) as unknown[];
   return { user_id: user, talk_id: talk, seconds, counted: true,

@@ -378,8 +378,8 @@ describe("ResponseTimeWorker", () => {
     assert.deepEqual(callsTo(host, "db")[0].params.params, { user_id: 7, talk_id: 3 });
     assert.deepEqual(done.value,
       { user_id: 7, talk_id: 3, seconds: 750, counted: true, count: 1, mean_seconds: 750 });
-    assert.deepEqual(hash(host, "response_time:7"), { sum_seconds: 750, count: 1 });
-    assert.deepEqual(hash(host, "response_time:7:talks"), { 3: 750 });
+    assert.deepEqual(hash(host, "response_time:7"),
+      { sum_seconds: 750, count: 1, "talk:3": 750 });
   });
 
   test("after two talks the mean is their average: (750 + 3600) / 2 = 2175 s", async () => {
@@ -389,7 +389,8 @@ describe("ResponseTimeWorker", () => {
 
     assert.deepEqual(done.value,
       { user_id: 7, talk_id: 4, seconds: 3600, counted: true, count: 2, mean_seconds: 2175 });
-    assert.deepEqual(hash(host, "response_time:7"), { sum_seconds: 4350, count: 2 });
+    assert.deepEqual(hash(host, "response_time:7"),
+      { sum_seconds: 4350, count: 2, "talk:3": 750, "talk:4": 3600 });
   });
 
   test("the same talk again, by a retry or another job, is not counted twice", async () => {
@@ -403,7 +404,8 @@ describe("ResponseTimeWorker", () => {
     assert.deepEqual(retry.value, expected);
     assert.deepEqual(rerun.value, expected);
     assert.equal(callsTo(host, "db").length, 1);
-    assert.deepEqual(hash(host, "response_time:7"), { sum_seconds: 750, count: 1 });
+    assert.deepEqual(hash(host, "response_time:7"),
+      { sum_seconds: 750, count: 1, "talk:3": 750 });
   });
 
   const skips: [number, string][] = [
