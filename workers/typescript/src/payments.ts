@@ -175,6 +175,7 @@ async function explainFailure(ctx: JobContext, t: Transfer, err: unknown): Promi
   if (constraintViolation(err)) {
     // A run of the same key committed first, or a user row vanished (a foreign key).
     const row = await ledgerRow(ctx, t.key);
+    if (row !== undefined) ctx.log("another run of this idempotency_key committed first");
     if (row !== undefined) return alreadyApplied(ctx, t, row);
     requireParties(await usersOf(ctx, t), t);
   }
