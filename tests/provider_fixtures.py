@@ -345,7 +345,8 @@ def redeliver(process: WorkerProcess, job_id: str) -> dict[str, bytes]:
     """Runs a finished job once more, as at-least-once delivery may (a process that died
     after the job's effects but before its acknowledgement); its job hash."""
     queue = process.connection.hget(keys.job(job_id), "origin").decode()
-    process.connection.rpush(keys.queue(queue), job_id)
+    # The front of the queue, where a put-back job goes: ahead of any follow-ups it made.
+    process.connection.lpush(keys.queue(queue), job_id)
     return run_next(process, job_id)
 
 

@@ -115,9 +115,11 @@ def test_missing_file_and_broken_yaml_are_clear(tmp_path):
         catalog.load(write(tmp_path, "queues: [unclosed\n"))
 
 
-def test_secret_args_are_shown_redacted(tmp_path):
+def test_secret_args_are_shown_redacted_and_the_real_catalogue_hides_the_social_token(tmp_path):
     text = "workers:\n  W: {runtime: node, args: [user_id, token], secret_args: [token]}\n"
     spec = catalog.load(write(tmp_path, GOOD_QUEUES + text)).worker("W")
 
     assert spec.secret_args == ("token",) and spec.secret_positions == (1,)
     assert spec.shown_args([7, "EAAB-secret"]) == [7, "[redacted]"]
+    social = catalog.load().worker("SocialFriendsWorker")
+    assert social.shown_args([7, "facebook", "EAAB-secret"]) == [7, "facebook", "[redacted]"]

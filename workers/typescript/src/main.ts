@@ -7,7 +7,13 @@ import { PROTOCOL_VERSION, StdioChannel, jobProblem, redirectConsole } from "./r
 import { PermanentError, errorPayload, runJob, workerNames } from "./runtime/worker";
 
 // The production worker modules; each registers its workers with defineWorker.
-const WORKER_MODULES = ["./analytics_worker"];
+const WORKER_MODULES = [
+  "./analytics_worker",
+  "./score_worker",
+  "./user_worker",
+  "./social_worker",
+  "./search_worker",
+];
 
 // Test-only: comma-separated absolute paths of compiled worker modules to load as well.
 // The host never sets it (children get a clean environment), so production lists stay exact.

@@ -8,7 +8,13 @@ import { insertId } from "../src/analytics_worker";
 import { Child, FAILING_WORKERS } from "./helpers";
 import type { Message } from "./helpers";
 
-const PRODUCTION_WORKERS = ["MixpanelTrackWorker", "UserEventTrackerWorker"];
+// queues.yaml's node workers; the host's start-up check holds the two lists together.
+const PRODUCTION_WORKERS = ["DestroyUserWorker", "DisplayScoreWorker", "FriendNewListingWorker",
+  "MixpanelTrackWorker", "MixpanelUpdateUserWorker", "NotifyLeaderboardWorker",
+  "PayingSimbiWorker", "QuicksterWorker", "RecalculateStrengthWorker",
+  "RecordServiceStatsWorker", "RemoveUserEventsWorker", "ResponseTimeWorker",
+  "ScoreQueryProcessorWorker", "ScoreWorker", "SearchBulkIndexWorker", "SearchIndexWorker",
+  "SearchRemoveWorker", "SocialFriendsWorker", "UpdateRatingWorker", "UserEventTrackerWorker"];
 const TEST_WORKER_NAMES = ["BigIntWorker", "EchoWorker", "HostCallWorker", "NoisyWorker",
   "ParallelCallsWorker", "SkipWorker", "ThrowWorker"];
 const options = { timeout: 15_000 };
@@ -150,7 +156,7 @@ describe("jobs", () => {
     const done = await runJob(child, "job-u", "NoSuchWorker", []);
     assert.equal(done?.error.class, "PermanentError");
     assert.equal(done?.error.message, "unknown worker NoSuchWorker (this node child serves: "
-      + "MixpanelTrackWorker, UserEventTrackerWorker)");
+      + `${PRODUCTION_WORKERS.join(", ")})`);
     assert.equal(done?.error.retryable, false);
   });
 

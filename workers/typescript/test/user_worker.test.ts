@@ -284,16 +284,13 @@ describe("QuicksterWorker", () => {
   });
 });
 
-// A user with an avatar, an upload stored under a key, one from a URL, and an image.
+// A user with an avatar, an upload stored under a key, one from a URL, an image, service 31.
 function destroyHost(user: object | null, listed: string[]) {
   return new ScriptedHost((call) => {
     const sql = sqlOf(call);
-    if (call.method === "transaction" && user === null) {
-      return { results: (call.params.statements as unknown[]).map(() => ({ rowcount: 0 })) };
-    }
     if (call.method === "transaction") {
-      const statements = call.params.statements as unknown[];
-      return { results: statements.map(() => ({ rowcount: 1 })) };
+      const count = user === null ? 0 : 1;
+      return { results: (call.params.statements as unknown[]).map(() => ({ rowcount: count })) };
     }
     if (call.service === "db" && user === null) return rows();
     if (sql.includes("FROM users")) return rows(user as object);
@@ -304,22 +301,36 @@ function destroyHost(user: object | null, listed: string[]) {
       return rows({ variants: JSON.stringify({ original: { key: "images/9/original.png" },
         thumb: { key: "images/9/thumb.webp" } }) });
     }
+    if (sql.includes("FROM services")) return rows({ id: 31 });
     if (call.service === "redis") return redisAnswer(call.params, listed);
     if (call.service === "storage") return { deleted: true };
     return { delivered: "outbox" };
   });
 }
 
+// Two pages of leaderboards, a stored top-10 list, and stats of service 31 and of 310.
 function redisAnswer(params: CallParams, listed: string[]): unknown {
+  const args = (params.args ?? []) as unknown[];
   switch (params.command) {
     case "LRANGE": return listed;
-    case "SCAN": return params.args && (params.args as unknown[])[0] === "0"
-      ? [17, ["leaderboard:weekly_earners"]] : [0, ["leaderboard:all_time"]];
+    case "SCAN":
+      if (args[6] === "string") return [0, ["leaderboard:weekly_earners:top10"]];
+      if (args[6] === "hash") {
+        return [0, ["service_stats:31:total", "service_stats:310:total",
+          "service_stats:31:2026-12-01"]];
+      }
+      return args[0] === "0" ? [17, ["leaderboard:weekly_earners"]]
+        : [0, ["leaderboard:all_time"]];
     case "ZREM": return 1;
+    case "GET": return "[8, 5, 9]";
     case "DEL": return (params.keys as unknown[]).length;
-    default: return [1, 1];
+    default: return "OK";
   }
 }
+
+const redisSteps = (host: ScriptedHost, command: string) => host.calls
+  .filter((c) => c.service === "redis" && c.params.command === command)
+  .map((c) => [c.params.keys, c.params.args]);
 
 describe("DestroyUserWorker", () => {
   test("names the user in every statement, detaches the ledger first and deletes the user last",
@@ -351,49 +362,52 @@ describe("DestroyUserWorker", () => {
         "images/9/o.png", "uploads/5/a.png"]);
     });
 
-  test("lists the files in Redis before the transaction and deletes them after it",
+  test("lists files and services in Redis before the transaction, cleans up after it",
     async () => {
-      const listed = ["avatars/5/v1/400.webp", "images/9/original.png"];
+      const listed = ["file:avatars/5/v1/400.webp", "file:images/9/original.png",
+        "service:31", "file:avatars/5/v1/400.webp"];
       const host = destroyHost({ id: 5, avatar: { 400: "avatars/5/v1/400.webp" },
         simbi_balance: 12 }, listed);
       const done = await runJob(job("DestroyUserWorker", [5]), host);
 
-      const steps = host.calls.map((c) => `${c.service}.${c.method}`
-        + (c.service === "redis" && c.method === "call" ? ` ${c.params.command}` : ""));
-      assert.deepEqual(steps, ["db.query", "db.query", "db.query", "redis.multi",
-        "db.transaction", "redis.call LRANGE", "storage.delete", "storage.delete",
-        "redis.call SCAN", "redis.call ZREM", "redis.call SCAN", "redis.call ZREM",
-        "redis.call DEL", "mixpanel.people_delete", "redis.call DEL"]);
+      const steps = host.calls.map((c) => `${c.service}.${c.method}`);
+      assert.deepEqual(steps.slice(0, 6), ["db.query", "db.query", "db.query", "db.query",
+        "redis.multi", "db.transaction"]);
+      assert.deepEqual(steps.slice(-2), ["mixpanel.people_delete", "redis.call"]);
       const [remember] = host.named("redis", "multi");
       assert.deepEqual(remember.params.commands, [
-        { command: "RPUSH", keys: ["destroy_user:files:5"], args: ["avatars/5/v1/400.webp",
-          "images/9/original.png", "images/9/thumb.webp", "uploads/5/a.png"] },
-        { command: "EXPIRE", keys: ["destroy_user:files:5"], args: [2_592_000] }]);
-      const scan = host.calls.find((c) => c.params.command === "SCAN");
-      assert.deepEqual(scan?.params.args,
+        { command: "RPUSH", keys: ["destroy_user:pending:5"], args: [
+          "file:avatars/5/v1/400.webp", "file:images/9/original.png",
+          "file:images/9/thumb.webp", "file:uploads/5/a.png", "service:31"] },
+        { command: "EXPIRE", keys: ["destroy_user:pending:5"], args: [2_592_000] }]);
+      assert.deepEqual(host.named("storage", "delete").map((c) => c.params.key),
+        ["avatars/5/v1/400.webp", "images/9/original.png"]);
+      assert.deepEqual(redisSteps(host, "SCAN")[0][1],
         ["0", "MATCH", "leaderboard:*", "COUNT", 500, "TYPE", "zset"]);
-      assert.deepEqual(host.calls.filter((c) => c.params.command === "ZREM")
-        .map((c) => [c.params.keys, c.params.args]),
-      [[["leaderboard:weekly_earners"], ["5"]], [["leaderboard:all_time"], ["5"]]]);
-      assert.deepEqual(host.calls.find((c) => c.params.command === "DEL")?.params.keys,
-        ["events:user:5", "display_score:5", "response_time:5"]);
+      assert.deepEqual(redisSteps(host, "ZREM"),
+        [[["leaderboard:weekly_earners"], ["5"]], [["leaderboard:all_time"], ["5"]]]);
+      assert.deepEqual(redisSteps(host, "SET"),
+        [[["leaderboard:weekly_earners:top10"], ["[8,9]"]]]);
+      assert.deepEqual(redisSteps(host, "DEL").map(([keys]) => keys), [
+        ["events:user:5", "display_score:5", "response_time:5"],
+        ["service_stats:31:total", "service_stats:31:2026-12-01"],
+        ["destroy_user:pending:5"]]);
       assert.deepEqual(host.named("mixpanel", "people_delete")[0].params, { distinct_id: "5" });
       assert.deepEqual(done.value, { user_id: 5, destroyed: true, rows_changed: 28,
-        files_deleted: 2, redis_keys_deleted: 3, leaderboard_entries: 2,
+        files_deleted: 2, redis_keys_deleted: 5, leaderboard_entries: 3,
         forfeited_balance: 12 });
     });
 
-  test("a missing user still finishes what a crashed run left: the listed files",
-    async () => {
-      const host = destroyHost(null, ["avatars/5/v1/400.webp"]);
-      const done = await runJob(job("DestroyUserWorker", [5]), host);
+  test("a missing user still finishes what a crashed run left on the list", async () => {
+    const host = destroyHost(null, ["file:avatars/5/v1/400.webp"]);
+    const done = await runJob(job("DestroyUserWorker", [5]), host);
 
-      assert.deepEqual(host.named("redis", "multi"), []);
-      assert.deepEqual(host.named("storage", "delete").map((c) => c.params),
-        [{ key: "avatars/5/v1/400.webp" }]);
-      assert.equal((done.value as Record<string, unknown>).destroyed, false);
-      assert.equal((done.value as Record<string, unknown>).rows_changed, 0);
-    });
+    assert.deepEqual(host.named("redis", "multi"), []);
+    assert.deepEqual(host.named("storage", "delete").map((c) => c.params),
+      [{ key: "avatars/5/v1/400.webp" }]);
+    assert.equal((done.value as Record<string, unknown>).destroyed, false);
+    assert.equal((done.value as Record<string, unknown>).rows_changed, 0);
+  });
 
   test("a bad user id is permanent", async () => {
     assertPermanent(await runJob(job("DestroyUserWorker", [-5]), destroyHost(null, [])),
