@@ -58,7 +58,7 @@ class Services:
     def slack(self):
         from simbi_workers.services.slack import Slack
 
-        return Slack(self.settings)
+        return Slack(self.settings, connection=self.connection)
 
     @cached_property
     def mixpanel(self):
@@ -76,13 +76,13 @@ class Services:
     def sms(self):
         from simbi_workers.services.sms import Sms
 
-        return Sms(self.settings)
+        return Sms(self.settings, connection=self.connection)
 
     @cached_property
     def push(self):
         from simbi_workers.services.push import Push
 
-        return Push(self.settings)
+        return Push(self.settings, connection=self.connection)
 
     @cached_property
     def jobs(self):

@@ -15,6 +15,11 @@ is read too).
 NOTE: one call sends to every device before it reports a failure. A retryable failure
 (rate limit, 5xx, network) raises after the other devices were sent to, and the retry
 sends to those again: a user may see a notification twice, but none is lost.
+
+A OneSignal 429 with Retry-After pauses OneSignal for every job (services/pause.py), given
+the queue Redis as `connection`. FCM gets no pause: its RESOURCE_EXHAUSTED may be one
+device's limit rather than the project's, and firebase-admin already waits out a
+Retry-After itself before it reports one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import firebase_admin
+import redis
 import requests
 from firebase_admin import credentials, exceptions, messaging
 from google.auth import exceptions as auth_exceptions
@@ -37,6 +43,7 @@ from google.auth import exceptions as auth_exceptions
 from simbi_workers.config import Settings
 from simbi_workers.errors import JobError, PermanentJobError
 from simbi_workers.services import outbox
+from simbi_workers.services.pause import Pauses
 from simbi_workers.services.provider_errors import (
     ProviderRejected,
     ProviderUnavailable,
@@ -51,6 +58,7 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("fcm", "onesignal")
 _BACKENDS = (*PROVIDERS, "outbox")
 REQUEST_TIMEOUT_SECONDS = 30
+ONESIGNAL_PAUSE = "push:onesignal"  # OneSignal rate-limits the app, so one pause for all
 
 # send_each takes at most 500 messages and starts one thread per message; smaller batches
 # keep the thread count sane for a user with many devices.
@@ -91,7 +99,13 @@ class _Tally:
 class Push:
     HOST_METHODS = ("send",)
 
-    def __init__(self, settings: Settings, *, now: Callable[[], datetime] = _utc_now):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        connection: redis.Redis | None = None,
+    ):
         self._fcm_file = settings.fcm_service_account_file
         self._onesignal_app_id = settings.onesignal_app_id
         key = settings.onesignal_api_key
@@ -101,6 +115,7 @@ class Push:
         self._now = now
         self._fcm_app: firebase_admin.App | None = None
         self._session = requests.Session()
+        self._pauses = Pauses(connection)
 
     def send(
         self,
@@ -198,6 +213,12 @@ class Push:
             payload["data"] = data
 
         try:
+            self._pauses.check(ONESIGNAL_PAUSE, RateLimited, "push: not sent to OneSignal")
+        except RateLimited as exc:
+            tally.fail(exc, len(tokens))
+            return
+
+        try:
             response = self._session.post(
                 f"{self._onesignal_url}/notifications",
                 headers={"Authorization": f"Key {self._onesignal_key}"},
@@ -217,6 +238,7 @@ class Push:
         if response.status_code != 200:
             message = f"push: OneSignal answered status {response.status_code}, body {body!r}"
             error = for_http_status(response.status_code, message, response.headers)
+            self._pauses.record(ONESIGNAL_PAUSE, error)
             tally.fail(error, len(tokens))
             return
 

@@ -3,6 +3,9 @@ outbox var/outbox/slack.jsonl for channels without one.
 
 A webhook URL is a credential: whoever has it can post. It never appears in an error,
 a log line or an outbox record; errors name the channel instead.
+
+A 429 with Retry-After pauses the channel for every job (services/pause.py), given the
+queue Redis as `connection`.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from simbi_workers.config import Settings
 from simbi_workers.errors import JobError, PermanentJobError
 from simbi_workers.services import outbox
+from simbi_workers.services.pause import Pauses
+from simbi_workers.services.provider_errors import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,19 @@ def _utc_now() -> datetime:
 class Slack:
     HOST_METHODS = ("post",)
 
-    def __init__(self, settings: Settings, *, now: Callable[[], datetime] = _utc_now):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        connection: redis.Redis | None = None,
+    ):
         self._webhooks = dict(settings.slack_webhooks)
         self._channels = sorted(set(settings.slack_channels) | set(self._webhooks))
         self._outbox_dir = settings.outbox_dir
         self._now = now
         self._clients: dict[str, WebhookClient] = {}
+        self._pauses = Pauses(connection)
 
     def post(self, channel: str, text: str, user_id: int | str | None = None) -> dict[str, Any]:
         """Post `text` to `channel`. `user_id` (who the message is about) goes to the outbox
@@ -60,8 +73,14 @@ class Slack:
             self._to_outbox(channel, text, user_id)
             return {"channel": channel, "delivered": "outbox"}
 
+        destination = f"slack:{channel}"
+        self._pauses.check(destination, JobError, f"slack: not posted to channel {channel}")
         response = self._send(channel, text)
-        _check_response(channel, response, self._url(channel))
+        try:
+            _check_response(channel, response, self._url(channel))
+        except JobError as exc:
+            self._pauses.record(destination, exc)
+            raise
         log.debug("slack posted channel=%s status=%s", channel, response.status_code)
         return {"channel": channel, "delivered": "webhook"}
 
@@ -133,7 +152,7 @@ def _check_response(channel: str, response: WebhookResponse, url: str) -> None:
     if status == 429:
         raise JobError(
             f"slack rate-limited the webhook for channel {channel} ({detail})",
-            retry_after_seconds=_retry_after_seconds(response.headers),
+            retry_after_seconds=retry_after_seconds(response.headers),
         )
 
     # 5xx: Slack's side; the job stays retryable.
@@ -146,15 +165,6 @@ def _check_response(channel: str, response: WebhookResponse, url: str) -> None:
         f"the webhook for slack channel {channel} was refused ({detail}); "
         f"check SLACK_WEBHOOKS[{channel!r}]"
     )
-
-
-def _retry_after_seconds(headers: dict[str, Any]) -> float | None:
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        # Absent, or an HTTP date: leave the delay to the retry policy.
-        return None
 
 
 def _redact(message: str, url: str) -> str:

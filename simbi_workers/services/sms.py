@@ -6,7 +6,8 @@ receive SMS is InvalidNumber, a recipient who replied STOP is Unsubscribed (both
 permanent), 429 RateLimited, 5xx and network errors ProviderUnavailable, any other
 refusal ProviderRejected. A 2xx answer that is not a JSON message is ProviderUnavailable
 too, whose message warns that Twilio may have accepted the SMS (a retry may send it
-twice). The auth token never appears in an error or a log line.
+twice). The auth token never appears in an error or a log line. A 429 with Retry-After
+pauses every send for that long (services/pause.py), given the queue Redis as `connection`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
@@ -29,9 +31,11 @@ from twilio.rest import Client
 from simbi_workers.config import Settings
 from simbi_workers.errors import JobError, PermanentJobError
 from simbi_workers.services import outbox
+from simbi_workers.services.pause import Pauses
 from simbi_workers.services.provider_errors import (
     InvalidNumber,
     ProviderUnavailable,
+    RateLimited,
     Unsubscribed,
     for_http_status,
     redact,
@@ -54,6 +58,9 @@ INVALID_NUMBER_CODES = frozenset({21211, 21214, 21217, 21614})
 UNSUBSCRIBED_CODE = 21610
 
 _E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+
+# Twilio's 429 limits the account, not a number: one pause for every send.
+PAUSE_DESTINATION = "sms:twilio"
 
 
 def _utc_now() -> datetime:
@@ -98,7 +105,13 @@ class RedirectingHttpClient(TwilioHttpClient):
 class Sms:
     HOST_METHODS = ("send",)
 
-    def __init__(self, settings: Settings, *, now: Callable[[], datetime] = _utc_now):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] = _utc_now,
+        connection: redis.Redis | None = None,
+    ):
         token = settings.twilio_auth_token
         self._sid = settings.twilio_account_sid
         self._token = token.get_secret_value() if token else None
@@ -108,6 +121,7 @@ class Sms:
         self._now = now
         self._client: Client | None = None
         self._http: RedirectingHttpClient | None = None
+        self._pauses = Pauses(connection)
 
     def send(self, to: str, body: str) -> dict[str, str]:
         """Send `body` to the E.164 number `to`; returns the message's sid."""
@@ -117,11 +131,14 @@ class Sms:
             return self._to_outbox(to, body)
 
         client = self._twilio()
+        self._pauses.check(PAUSE_DESTINATION, RateLimited, "sms: not sent")
         try:
             message = client.messages.create(to=to, from_=self._from, body=body)
             sid = message.sid
         except TwilioException as exc:
-            raise self._failure(exc) from None
+            failure = self._failure(exc)
+            self._pauses.record(PAUSE_DESTINATION, failure)
+            raise failure from None
         except requests.RequestException as exc:
             # `from None` here and above: the library's frames hold the auth token.
             reason = redact(f"{type(exc).__name__}: {exc}", self._token)
