@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=1024 * 1024 * 4, alias="SIMBI_MAX_PAYLOAD_BYTES")
     result_ttl_seconds: int = Field(default=500, alias="SIMBI_RESULT_TTL")
     failure_ttl_seconds: int = Field(default=7 * 86_400, alias="SIMBI_FAILURE_TTL")
+    # A worker process's heartbeat hash lives this long past its last beat. A process that
+    # died is noticed by its supervisor at once; a whole host that died is noticed when its
+    # hashes expire, so its jobs are back in their queues within this plus 10 s.
+    heartbeat_ttl_seconds: int = Field(default=30, ge=15, le=3600, alias="SIMBI_HEARTBEAT_TTL")
     ruby_bin: str = Field(default="ruby", alias="SIMBI_RUBY")
     node_bin: str = Field(default="node", alias="SIMBI_NODE")
 

@@ -153,6 +153,7 @@ class Unit:
         entry = self.job_id + self.fetcher.entry_suffix
         pipe = self.fetcher.connection.pipeline(transaction=True)
         pipe.lrem(self.fetcher.processing_key, -1, self.job_id)
+        pipe.hdel(keys.job(self.job_id), "simbi_died")  # this run ended: it did not die
         pipe.zrem(keys.started(self.queue), entry)
         if self.worker:
             pipe.zrem(keys.slots(self.worker), entry)

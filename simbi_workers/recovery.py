@@ -24,20 +24,22 @@ class Recovery:
     def __init__(self, connection: redis.Redis):
         self.connection = connection
         self._requeue = lua.script(connection, "requeue")
-        self.pending: set[str] = set()
+        # process id -> whether its jobs' runs count as attempts (False for a shutdown)
+        self.pending: dict[str, bool] = {}
         self._failing = False
         self._next_scan = 0.0
 
-    def reclaim(self, process_id: str) -> None:
-        """Put back the jobs of a process this supervisor knows is dead (now or later)."""
-        self.pending.add(process_id)
+    def reclaim(self, process_id: str, died: bool = True) -> None:
+        """Put back the jobs of a process this supervisor knows is gone (now or later).
+        `died`: it was killed or crashed, so each job's interrupted run was an attempt."""
+        self.pending[process_id] = self.pending.get(process_id, False) or died
         self.retry_pending()
 
     def retry_pending(self) -> None:
         """Try again what Redis refused before; one log line per state change."""
         for process_id in sorted(self.pending):
             try:
-                self._put_back(process_id)
+                self._put_back(process_id, self.pending[process_id])
             except redis.RedisError as exc:
                 if not self._failing:
                     log.warning(
@@ -45,7 +47,7 @@ class Recovery:
                     )
                 self._failing = True
                 return
-            self.pending.discard(process_id)
+            del self.pending[process_id]
         if self._failing:
             log.warning("put back the jobs of dead processes now that Redis answers")
         self._failing = False
@@ -69,9 +71,10 @@ class Recovery:
                 log.warning("process %s lost its heartbeat; putting its jobs back", process_id)
                 self.reclaim(process_id)
 
-    def _put_back(self, process_id: str) -> None:
+    def _put_back(self, process_id: str, died: bool) -> None:
         moved = self._requeue(
-            keys=[keys.processing(process_id), keys.WAKEUP], args=[f":{process_id}"]
+            keys=[keys.processing(process_id), keys.WAKEUP],
+            args=[f":{process_id}", "1" if died else "0"],
         )
         pipe = self.connection.pipeline(transaction=True)
         pipe.delete(keys.process(process_id))

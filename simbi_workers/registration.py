@@ -15,8 +15,15 @@ TTL_SECONDS = 30
 
 
 class Registration:
-    def __init__(self, connection: redis.Redis, process_id: str, queues: list[str]):
+    def __init__(
+        self,
+        connection: redis.Redis,
+        process_id: str,
+        queues: list[str],
+        ttl_seconds: int = TTL_SECONDS,
+    ):
         self.connection = connection
+        self.ttl_seconds = ttl_seconds
         self.process_id = process_id
         self.queues = queues
         self.hostname = socket.gethostname()
@@ -48,7 +55,7 @@ class Registration:
                 "children": children,
             },
         )
-        pipe.expire(keys.process(self.process_id), TTL_SECONDS)
+        pipe.expire(keys.process(self.process_id), self.ttl_seconds)
         pipe.sadd(keys.PROCESSES, self.process_id)
         pipe.hset(
             keys.rq_worker(self.rq_name),
@@ -66,7 +73,7 @@ class Registration:
         # No current_job: RQ's tools would fetch and unpickle it (rq-dashboard 0.9 does,
         # whatever its serializer setting); our own process hash names the job.
         pipe.hdel(keys.rq_worker(self.rq_name), "current_job")
-        pipe.expire(keys.rq_worker(self.rq_name), TTL_SECONDS)
+        pipe.expire(keys.rq_worker(self.rq_name), self.ttl_seconds)
         pipe.sadd(keys.RQ_WORKERS, keys.rq_worker(self.rq_name))
         for queue in self.queues:
             pipe.sadd(keys.rq_queue_workers(queue), keys.rq_worker(self.rq_name))

@@ -270,7 +270,8 @@ class Supervisor:
                 handle.popen.kill()
                 handle.popen.wait()
             if self.recovery is not None:
-                self.recovery.reclaim(handle.process_id)
+                # Whatever is left was put back unfinished by the shutdown: not an attempt.
+                self.recovery.reclaim(handle.process_id, died=False)
 
     @staticmethod
     def _wait(handles: list[WorkerHandle], seconds: float) -> None:

@@ -38,6 +38,7 @@ class Job:
     enqueued_at: str | None = None
     unique_key: str | None = None
     secret_positions: tuple[int, ...] = ()  # args the description never shows
+    died: bool = False  # put back because its process died while running it
 
     @property
     def description(self) -> str:
@@ -151,6 +152,7 @@ def decode(job_id: str, fields: dict[bytes, bytes], queue: str) -> Job:
         attempt=_int_field(job_id, fields, b"simbi_attempt", 0),
         timeout_seconds=_int_field(job_id, fields, b"timeout", 60),
         enqueued_at=fields.get(b"enqueued_at", b"").decode("utf-8", "replace") or None,
+        died=fields.get(b"simbi_died") == b"1",
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -56,7 +57,9 @@ class WorkerProcess:
         self.settings = settings
         self.catalog = catalog
         self.connection = connection
-        self.registration = Registration(connection, process_id, queues)
+        self.registration = Registration(
+            connection, process_id, queues, settings.heartbeat_ttl_seconds
+        )
         limits = {
             name: spec.concurrency for name, spec in catalog.workers.items() if spec.concurrency
         }
@@ -67,6 +70,10 @@ class WorkerProcess:
         self.quiet = threading.Event()
         self.current: Unit | None = None
         self._backoff = 0.0
+        self._last_beat = time.monotonic()
+        # A process that has not reached Redis for this long stops its job: soon after, its
+        # heartbeat hash expires and another supervisor may hand the job to someone else.
+        self.stale_after_seconds = settings.heartbeat_ttl_seconds - 2 * HEARTBEAT_SECONDS
 
     def run(self, burst: bool = False) -> None:
         self.runtimes.start()
@@ -90,6 +97,7 @@ class WorkerProcess:
             fetched = self._redis_step(self.fetcher.fetch)
             if fetched is REDIS_DOWN:
                 continue
+            self._last_beat = time.monotonic()  # Redis answered: as good as a beat
             if fetched is None:
                 if burst:
                     break
@@ -126,13 +134,28 @@ class WorkerProcess:
             self._acknowledge(unit, lambda: unit.bury(worker, error, 1, 0, failure_ttl))
             return
 
+        if job.died and job.attempt > spec.retry:
+            # Put back by recovery after its process died during each allowed attempt: a
+            # job that kills its process must not loop forever. Dead, like an exhausted one.
+            # (A dead job requeued by hand keeps its count but has no simbi_died: it runs.)
+            error = (
+                f"ProcessDied: the worker process died while running it; "
+                f"{job.attempt} attempt(s) made, retry: {spec.retry}"
+            )
+            log.warning("dead job=%s worker=%s: %s", job.id, job.worker, error)
+            failure_ttl = self.settings.failure_ttl_seconds
+            self._acknowledge(
+                unit, lambda: unit.bury(job.worker, error, job.attempt, 0, failure_ttl)
+            )
+            return
+
         self.current = unit
         try:
             outcome, elapsed_ms = self._perform(job, spec)
         except Abandon:
-            # Shutdown timeout: the job goes back to the front of its queue, uncounted.
-            # If Redis refuses, it stays in the processing list for the supervisor.
-            log.warning("put back job=%s worker=%s: shutdown timeout", job.id, job.worker)
+            # Shutdown timeout, or cut off from Redis: the job goes back to the front of its
+            # queue. If Redis refuses, it stays in the processing list for the supervisor.
+            log.warning("put back job=%s worker=%s: stopped unfinished", job.id, job.worker)
             self.current = None
             self.runtimes.kill_children()
             self._redis_step(unit.put_back)
@@ -177,11 +200,21 @@ class WorkerProcess:
         recorded, so a shutdown can never put back a job that has already finished."""
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
-            while self._redis_step(ack) is REDIS_DOWN:
+            while self._redis_step(lambda: self._fenced(unit, ack)) is REDIS_DOWN:
                 pass
             self.current = None
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+
+    def _fenced(self, unit: Unit, ack) -> None:
+        """Acknowledge, unless this process was away from Redis so long (frozen, cut off)
+        that its jobs may have been put back and taken by another process: then the other
+        run owns the job and this outcome is dropped."""
+        stale = time.monotonic() - self._last_beat > self.stale_after_seconds
+        if stale and self.connection.lpos(self.fetcher.processing_key, unit.job_id) is None:
+            log.warning("dropped the outcome of job=%s: it was put back meanwhile", unit.job_id)
+            return
+        ack()
 
     def _deregister(self) -> None:
         try:
@@ -255,11 +288,26 @@ class WorkerProcess:
             unit = self.current
             try:
                 self.registration.heartbeat(unit.job_id if unit else None, self.runtimes.alive())
+                self._last_beat = time.monotonic()
                 failing = False
             except redis.RedisError as exc:
                 if not failing:
                     log.warning("heartbeat failed: %s (the main loop retries)", exc)
                 failing = True
+                self._stop_if_stale(unit)
+
+    def _stop_if_stale(self, unit: Unit | None) -> None:
+        """Cut off from Redis with a job running: stop it before the heartbeat hash expires,
+        so that it never runs here and on another process at the same time."""
+        stale = time.monotonic() - self._last_beat
+        if unit is None or unit is not self.current or stale < self.stale_after_seconds:
+            return
+        log.error(
+            "no heartbeat for %.0f s while running job=%s: stopping it, it will be put back",
+            stale,
+            unit.job_id,
+        )
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def main(argv: list[str] | None = None) -> int:

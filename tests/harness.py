@@ -51,6 +51,23 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
+def wait_for(predicate, timeout: float = 10.0):
+    """The predicate's first truthy value, polled every 50 ms until the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def status(redis_conn, job_id: str) -> str:
+    from simbi_workers import keys
+
+    return (redis_conn.hget(keys.job(job_id), "status") or b"").decode()
+
+
 def get_json(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:

@@ -14,7 +14,7 @@ import pytest
 from simbi_workers import keys
 from simbi_workers.client import Client
 from tests.conftest import free_port
-from tests.harness import get_json, run_cli, supervisor
+from tests.harness import get_json, run_cli, status, supervisor, wait_for
 
 
 def cli(env, *args, check=True):
@@ -22,20 +22,6 @@ def cli(env, *args, check=True):
     if check:
         assert result.returncode == 0, result.stderr
     return result
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def status(redis_conn, job_id):
-    return (redis_conn.hget(keys.job(job_id), "status") or b"").decode()
 
 
 def test_slack_job_from_the_cli_is_done_within_a_second_and_visible(
