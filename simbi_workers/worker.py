@@ -327,8 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         _install_signals(worker)
         if options.control_stdin:
+            # Unbuffered: a daemon thread blocked in a buffered stdin read holds its lock,
+            # and the interpreter aborts at exit ("could not acquire lock for <stdin>").
+            control = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
             threading.Thread(
-                target=worker.listen, args=(sys.stdin.buffer,), daemon=True, name="control"
+                target=worker.listen, args=(control,), daemon=True, name="control"
             ).start()
         worker.run(burst=options.burst)
     except ConfigError as exc:

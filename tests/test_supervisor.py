@@ -68,12 +68,15 @@ def test_a_perform_in_job_runs_after_its_delay_and_not_before(worker_env, redis_
         from datetime import datetime
 
         started = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
-        assert 2.0 <= started - enqueued < 3.0
+        assert started - enqueued >= 2.0
 
 
-def test_sigterm_lets_a_running_job_finish_within_the_shutdown_timeout(worker_env, redis_conn):
+def test_sigterm_lets_a_running_job_finish_within_the_shutdown_timeout(
+    worker_env, redis_conn, tmp_path
+):
+    log_path = tmp_path / "start.log"
     with supervisor(
-        worker_env, free_port(), "--processes", "1", "--shutdown-timeout", "10"
+        worker_env, free_port(), "--processes", "1", "--shutdown-timeout", "10", log_path=log_path
     ) as process:
         job_id = Client(connection=redis_conn).perform_async("PySleepWorker", 2)
         wait_for(lambda: status(redis_conn, job_id) == "started")
@@ -82,6 +85,10 @@ def test_sigterm_lets_a_running_job_finish_within_the_shutdown_timeout(worker_en
 
         assert process.wait(timeout=20) == 0
         assert status(redis_conn, job_id) == "finished"
+    # The worker process exits cleanly too (it once aborted on its stdin reader's lock).
+    log = log_path.read_text()
+    assert "stopped" in log
+    assert "Fatal Python error" not in log and "Traceback" not in log
 
 
 def test_sigterm_past_the_shutdown_timeout_puts_the_job_back(worker_env, redis_conn):
