@@ -92,10 +92,17 @@ def start(processes, queues, burst, host, port, shutdown_timeout) -> None:
 @main.command()
 @click.argument("worker")
 @click.argument("args", nargs=-1)
-@click.option("--in", "delay", default=None, help="Run after a delay: 30s, 5m, 2h, 1d.")
+@click.option(
+    "--in",
+    "delay",
+    default=None,
+    help="Run after a delay: 30s, 5m, 2h, 1d (a bare number is seconds).",
+)
 @click.option("--at", "at", default=None, help="Run at an ISO 8601 time with a zone.")
 def enqueue(worker, args, delay, at) -> None:
-    """Enqueue WORKER with JSON arguments, e.g. SlackNotifierWorker '"signups"' null '"hi"'."""
+    """Enqueue WORKER with JSON arguments.
+
+    For example: simbi-workers enqueue SlackNotifierWorker '"signups"' null '"hi"'"""
     from simbi_workers.client import Client
 
     values = [_json_argument(index, text) for index, text in enumerate(args)]
@@ -189,7 +196,9 @@ def db_init() -> None:
     "--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 100), help="Most hits."
 )
 def search(query, record_type, limit) -> None:
-    """Search the index the search workers keep, e.g. `simbi-workers search "guitar lessons"`.
+    """Search the index the search workers keep.
+
+    For example: simbi-workers search "guitar lessons"
 
     Finds the documents holding every word of QUERY, best match first."""
     from sqlalchemy import inspect
@@ -301,7 +310,7 @@ def failed_delete(job_ids, every, worker) -> None:
 
 @main.command()
 @click.option("--jobs", "job_count", default=300, show_default=True, help="About how many.")
-@click.option("--processes", "-p", default=2, show_default=True)
+@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 def demo(job_count, processes) -> None:
     """Build a small marketplace from real photos, run a mixed workload, print a table."""
     from simbi_workers.demo import run_demo

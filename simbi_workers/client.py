@@ -198,8 +198,19 @@ class Options:
         return self.client._enqueue(worker, [list(args)], _epoch(when), self.unique_seconds)[0]
 
     def perform_bulk(self, worker: str, args_list: Iterable[Sequence[Any]]) -> list[str]:
-        batches = [list(args) for args in args_list]
+        batches = [_argument_list(worker, index, args) for index, args in enumerate(args_list)]
         return self.client._enqueue(worker, batches, None, self.unique_seconds)
+
+
+def _argument_list(worker: str, index: int, args: Any) -> list[Any]:
+    # A string is a sequence too, but "abc" as ["a", "b", "c"] is never what was meant.
+    if not isinstance(args, list | tuple):
+        shown = repr(args)[:60]
+        raise JobInputError(
+            f"perform_bulk({worker}): item {index} must be a list of arguments, got "
+            f"{type(args).__name__} {shown}; for one argument each, write [[1], [2], …]"
+        )
+    return list(args)
 
 
 def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int | None) -> None:

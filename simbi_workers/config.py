@@ -120,6 +120,14 @@ class Settings(BaseSettings):
             raise ValueError("must be text or json")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _sqlalchemy_scheme(cls, value: str | None) -> str | None:
+        # Rails and Heroku write postgres://, a scheme SQLAlchemy does not know.
+        if value and value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.removeprefix("postgres://")
+        return value
+
     @property
     def database_url_or_default(self) -> str:
         if self.database_url:

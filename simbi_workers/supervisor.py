@@ -93,7 +93,10 @@ class Supervisor:
             ).start()
             self.workers = [self._spawn(uuid.uuid4().hex) for _ in range(self.options.processes)]
             log.info(
-                "started %d worker processes on queues %s", len(self.workers), ",".join(self.queues)
+                "started %d worker process%s on queues %s",
+                len(self.workers),
+                "" if len(self.workers) == 1 else "es",
+                ",".join(self.queues),
             )
             self._watch()
             return 0
@@ -247,7 +250,8 @@ class Supervisor:
             self.monitor.stop()
         if self.local_redis is not None:
             self.local_redis.stop()
-        log.info("stopped")
+        if self.workers:
+            log.info("stopped")  # a start refused before any worker process says why instead
 
     def _stop_workers(self) -> None:
         running = [h for h in self.workers if h.popen.poll() is None]

@@ -1,6 +1,7 @@
 """Enqueueing: what reaches Redis, and what is refused before it does."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -121,3 +122,19 @@ def test_perform_bulk_uses_one_round_trip_per_thousand_jobs(client, redis_conn):
     assert len(ids) == len(set(ids)) == 2500
     assert len(executed) == 3
     assert redis_conn.llen(keys.queue("default")) == 2500
+
+
+@pytest.mark.parametrize(
+    ("args_list", "message"),
+    [
+        ([1, 2], "perform_bulk(PyEchoWorker): item 0 must be a list of arguments, got int 1"),
+        ([["ok"], "abc"], "item 1 must be a list of arguments, got str 'abc'"),
+    ],
+)
+def test_perform_bulk_refuses_items_that_are_not_argument_lists(
+    client, redis_conn, args_list, message
+):
+    with pytest.raises(JobInputError, match=re.escape(message)):
+        client.perform_bulk("PyEchoWorker", args_list)
+
+    assert redis_conn.llen(keys.queue("default")) == 0

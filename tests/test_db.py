@@ -167,3 +167,16 @@ def test_a_malformed_transaction_is_refused_before_anything_runs(database_url, s
 
     with pytest.raises(BadStatement, match=message):
         db.transaction(statements)
+
+
+@pytest.mark.postgres
+def test_a_rails_style_postgres_url_reaches_postgresql(postgres_server, monkeypatch):
+    from simbi_workers.config import Settings
+
+    scheme, rest = postgres_server.split("://", 1)
+    assert scheme.startswith("postgresql")
+    monkeypatch.setenv("DATABASE_URL", f"postgres://{rest}")
+
+    db = Database(Settings().database_url_or_default)
+
+    assert db.query("SELECT 1 AS one", {}) == {"rows": [{"one": 1}]}

@@ -250,7 +250,13 @@ class Child:
         for raw in process.stderr:
             line = raw.decode("utf-8", errors="replace").rstrip()
             self._stderr_lines = [*self._stderr_lines[-19:], line]
-            log.info("%s[%s] job=%s %s", self.runtime, process.pid, self.current_job, line)
+            job_id = self.current_job
+            if job_id is None or line.startswith("["):
+                # The child's own lines start with "[Worker job-id]"; this thread may read
+                # them after the job ended, when current_job no longer names it.
+                log.info("%s[%s] %s", self.runtime, process.pid, line)
+            else:
+                log.info("%s[%s] job=%s %s", self.runtime, process.pid, job_id, line)
 
 
 def describe_exit(code: int) -> str:
