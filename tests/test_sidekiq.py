@@ -6,10 +6,12 @@ import json
 import os
 import secrets
 import subprocess
+import threading
 import time
 from datetime import datetime
 
 import pytest
+import redis
 
 from simbi_workers import catalog, keys, wire
 from simbi_workers.config import Settings
@@ -199,6 +201,24 @@ def test_a_queued_payload_with_a_future_at_waits_in_our_scheduled_registry(intak
     assert places(redis_conn, "at1") == ["rq:scheduled:default"]
     assert redis_conn.zscore(keys.scheduled("default"), "at1") == pytest.approx(at)
     assert status(redis_conn, "at1") == "scheduled"
+
+
+def test_an_unreachable_redis_is_logged_once_and_retried_with_backoff(loaded, caplog):
+    intake = Intake(redis.Redis.from_url("redis://127.0.0.1:1/0"), loaded, Settings())
+    passes = []
+    take_in = intake.take_in
+    intake.take_in = lambda: passes.append(1) or take_in()
+    stopping = threading.Event()
+    thread = threading.Thread(target=intake.run, args=(stopping,))
+
+    thread.start()
+    time.sleep(2)
+    stopping.set()
+    thread.join(timeout=10)
+
+    warnings = [r for r in caplog.records if "cannot reach Redis" in r.getMessage()]
+    assert len(warnings) == 1
+    assert 2 <= len(passes) < 10  # backing off, not spinning
 
 
 # Sidekiq's own client gem against a real supervisor.
