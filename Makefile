@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TS := workers/typescript
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server ruby ruby-minitest nodejs npm
+APT_PACKAGES := redis-server ruby ruby-minitest ruby-sidekiq nodejs npm
 
 .PHONY: install system-deps build demo test test-python test-ruby test-node lint bench clean
 
@@ -18,6 +18,7 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v ruby >/dev/null || missing="$$missing ruby ruby-minitest"; \
 	ruby -e 'require "minitest"' 2>/dev/null || missing="$$missing ruby-minitest"; \
+	ruby -e 'require "sidekiq"' 2>/dev/null || missing="$$missing ruby-sidekiq"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	$(PYTHON) -c "import ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \

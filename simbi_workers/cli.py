@@ -68,7 +68,13 @@ def main() -> None:
     show_default=True,
     help="Seconds running jobs get to finish on SIGTERM before they are put back.",
 )
-def start(processes, queues, burst, host, port, shutdown_timeout) -> None:
+@click.option(
+    "--accept-sidekiq",
+    is_flag=True,
+    help="Also take in the jobs a stock Sidekiq client pushes to this Redis (queue:<name>, "
+    "schedule, retry; no namespace). The same as SIMBI_ACCEPT_SIDEKIQ=1.",
+)
+def start(processes, queues, burst, host, port, shutdown_timeout, accept_sidekiq) -> None:
     """Run worker processes, the scheduler and /health /stats /metrics."""
     from simbi_workers.supervisor import Options, Supervisor
 
@@ -81,6 +87,7 @@ def start(processes, queues, burst, host, port, shutdown_timeout) -> None:
         host=host,
         port=port,
         shutdown_timeout=shutdown_timeout,
+        accept_sidekiq=accept_sidekiq,
     )
     supervisor = Supervisor(settings, catalog_module.load(settings.queues_file), options)
     signal.signal(signal.SIGTERM, supervisor.request_stop)

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # died is noticed by its supervisor at once; a whole host that died is noticed when its
     # hashes expire, so its jobs are back in their queues within this plus 10 s.
     heartbeat_ttl_seconds: int = Field(default=30, ge=15, le=3600, alias="SIMBI_HEARTBEAT_TTL")
+    # Take in the jobs a stock Sidekiq client pushes (docs/operations.md); also
+    # `start --accept-sidekiq`.
+    accept_sidekiq: bool = Field(default=False, alias="SIMBI_ACCEPT_SIDEKIQ")
     ruby_bin: str = Field(default="ruby", alias="SIMBI_RUBY")
     node_bin: str = Field(default="node", alias="SIMBI_NODE")
 

@@ -15,7 +15,6 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -246,7 +245,7 @@ def _entry(job_id: str, queue: str, score: float, values: dict[str, bytes | None
         attempts=_int(values.get("simbi_attempt")),
         error=_text(values.get("simbi_error")),
         failed_at=_text(values.get("ended_at")) or None,
-        expires_at=_iso(score),
+        expires_at=wire.rq_time(score),
     )
 
 
@@ -334,7 +333,3 @@ def _int(raw: bytes | None) -> int:
         return int(float(raw)) if raw else 0
     except (TypeError, ValueError, OverflowError):
         return 0
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -166,16 +166,18 @@ class Unit:
 
 
 def _record_failure(pipe, job_id: str, status: str, error_text: str, attempts: int) -> None:
-    pipe.hset(
-        keys.job(job_id),
-        mapping={
-            "status": status,
-            "ended_at": wire.utc_now_text(),
-            "exc_info": zlib.compress(error_text.encode()),
-            "simbi_attempt": attempts,
-            "simbi_error": error_text.splitlines()[0][:500],
-        },
-    )
+    pipe.hset(keys.job(job_id), mapping=failure_fields(status, error_text, attempts))
+
+
+def failure_fields(status: str, error_text: str, attempts: int) -> dict[str, Any]:
+    """The job hash fields of a failure, as `failed list` and `failed show` read them."""
+    return {
+        "status": status,
+        "ended_at": wire.utc_now_text(),
+        "exc_info": zlib.compress(error_text.encode()),
+        "simbi_attempt": attempts,
+        "simbi_error": error_text.splitlines()[0][:500],
+    }
 
 
 def _record_result(

@@ -8,6 +8,11 @@ SCHEDULER_LOCK = "simbi:scheduler:lock"
 PROCESSES = "simbi:processes"
 APP_PREFIX = "simbi:app:"
 
+# A stock Sidekiq client's keys (no namespace), read by `start --accept-sidekiq`.
+SIDEKIQ_QUEUES = "queues"
+SIDEKIQ_SCHEDULE = "schedule"
+SIDEKIQ_RETRY = "retry"
+
 
 def queue(name: str) -> str:
     return f"rq:queue:{name}"
@@ -67,3 +72,8 @@ def slots(worker: str) -> str:
 def results(job_id: str) -> str:
     """RQ 2's stream of a job's outcomes."""
     return f"rq:results:{job_id}"
+
+
+def sidekiq_queue(name: str) -> str:
+    """A Sidekiq queue list: its client LPUSHes JSON payloads here."""
+    return f"queue:{name}"

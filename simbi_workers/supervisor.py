@@ -35,6 +35,7 @@ from simbi_workers.runtimes.child import describe_exit
 from simbi_workers.runtimes.manager import Runtimes
 from simbi_workers.scheduler import Scheduler
 from simbi_workers.services import Services
+from simbi_workers.sidekiq import Intake
 from simbi_workers.worker import EXIT_CONFIG_ERROR
 
 POLL_SECONDS = 0.5
@@ -54,6 +55,7 @@ class Options:
     host: str = "127.0.0.1"
     port: int = 9191
     shutdown_timeout: float = 25.0
+    accept_sidekiq: bool = False  # or SIMBI_ACCEPT_SIDEKIQ; see sidekiq.py
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Supervisor:
             threading.Thread(
                 target=scheduler.run, args=(self.stopping,), daemon=True, name="scheduler"
             ).start()
+            self._start_sidekiq_intake()
             self.workers = [self._spawn(uuid.uuid4().hex) for _ in range(self.options.processes)]
             log.info(
                 "started %d worker process%s on queues %s",
@@ -175,6 +178,14 @@ class Supervisor:
             self.options.host, self.options.port, self.connection, self.catalog, self.health
         )
         self.monitor.start()
+
+    def _start_sidekiq_intake(self) -> None:
+        if not (self.options.accept_sidekiq or self.settings.accept_sidekiq):
+            return
+        intake = Intake(self.connection, self.catalog, self.settings)
+        threading.Thread(
+            target=intake.run, args=(self.stopping,), daemon=True, name="sidekiq-intake"
+        ).start()
 
     def _spawn(self, process_id: str) -> WorkerHandle:
         argv = [

@@ -55,6 +55,11 @@ def utc_now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def rq_time(epoch: float) -> str:
+    """A Unix time as RQ writes times (see utc_now_text)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def check_json_native(value: Any, path: str) -> None:
     """Refuse anything JSON would change or reject, naming the path of the offending value."""
     if value is None or isinstance(value, (bool, int)):
