@@ -294,10 +294,17 @@ def failed_delete(job_ids, every, worker) -> None:
 
 
 @main.command()
-@click.option("--jobs", "job_count", default=300, show_default=True, help="About how many.")
+@click.option(
+    "--jobs",
+    "job_count",
+    default=300,
+    show_default=True,
+    help="About how many in the mixed workload; the TypeScript workers' ~100 come on top.",
+)
 @click.option("--processes", "-p", default=2, show_default=True)
 def demo(job_count, processes) -> None:
-    """Build a small marketplace from real photos, run a mixed workload, print a table."""
+    """Build a small marketplace from real photos, run a mixed workload in three languages,
+    print a table per worker, then the weekly leaderboard and a search."""
     from simbi_workers.demo import run_demo
 
     settings = load_settings()

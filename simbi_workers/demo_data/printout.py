@@ -61,11 +61,13 @@ def _describe_economy(console: Console, market: Marketplace) -> None:
     by_id = {person.id: person for person in market.people}
     refused = money.refused
     console.print(
-        f"  {len(money.payments)} payments to make and "
-        f"{by_id[refused.payer].first_name}'s {refused.amount} Simbi with only "
-        f"{economy.LOW_BALANCE_SIMBI}, {len(texts.REVIEWS)} reviews of {len(money.reviewed)} "
-        f"services, {len(money.formulas)} score formulas, a listing posted today, a service "
-        f"to withdraw and {' '.join(economy.LEAVING)} about to close her account",
+        f"  {economy.STARTING_BALANCE_SIMBI} Simbi each, 0 for the new people; "
+        f"{len(money.payments)} payments to make (one sent twice), and "
+        f"{by_id[refused.payer].first_name} trying to pay {refused.amount} with "
+        f"{economy.LOW_BALANCE_SIMBI} (to be refused); {len(texts.REVIEWS)} reviews "
+        f"of {len(money.reviewed)} services, {len(money.formulas)} score formulas, a listing "
+        f"posted today, a service to withdraw, and {' '.join(economy.LEAVING)} about to close "
+        "her account",
         highlight=False,
     )
 
