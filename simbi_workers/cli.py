@@ -210,6 +210,7 @@ def search(query, record_type, limit) -> None:
     Finds the documents holding every word of QUERY, best match first."""
     from sqlalchemy import inspect
 
+    from simbi_workers.search_table import hits_table
     from simbi_workers.services.db import Database
     from simbi_workers.services.search import Search
 
@@ -220,14 +221,7 @@ def search(query, record_type, limit) -> None:
     if not hits:
         console.print(Text(f"no documents match {query!r}"))
         return
-    table = Table(title=Text(f"{len(hits)} hit(s) for {query!r}"))
-    for column in ("rank", "type", "id", "title", "snippet"):
-        table.add_column(column, justify="right" if column in ("rank", "id") else "left")
-    for hit in hits:
-        cells = (f"{hit['rank']:.3g}", hit["record_type"], str(hit["record_id"]), hit["title"])
-        # Text cells: a title or snippet such as "[guitar]" is not rich markup.
-        table.add_row(*(Text(cell) for cell in (*cells, hit["snippet"] or "")))
-    console.print(table)
+    console.print(hits_table(query, hits))
 
 
 @main.group()
@@ -316,10 +310,17 @@ def failed_delete(job_ids, every, worker) -> None:
 
 
 @main.command()
-@click.option("--jobs", "job_count", default=300, show_default=True, help="About how many.")
+@click.option(
+    "--jobs",
+    "job_count",
+    default=300,
+    show_default=True,
+    help="About how many in the mixed workload; the TypeScript workers' ~100 come on top.",
+)
 @click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 def demo(job_count, processes) -> None:
-    """Build a small marketplace from real photos, run a mixed workload, print a table."""
+    """Build a small marketplace from real photos, run a mixed workload in three languages,
+    print a table per worker, then the weekly leaderboard and a search."""
     from simbi_workers.demo import run_demo
 
     settings = load_settings()

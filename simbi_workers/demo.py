@@ -1,17 +1,19 @@
-"""`simbi-workers demo`: a small marketplace made from real photos and social records, the
-real supervisor in a subprocess, a mixed workload in Python, Ruby and TypeScript, and a
-table of the outcome.
+"""`simbi-workers demo`: a small marketplace made from real photos, social records and
+Simbi trades, the real supervisor in a subprocess, a mixed workload in Python, Ruby and
+TypeScript, a table of the outcome, then the weekly leaderboard and a search.
 
-The helpers live in demo_data/: the records (marketplace, social), the jobs (workload,
-notifications), the supervisor subprocess (start_process), the jobs workers enqueue
-themselves (followups), the numbers read back from Redis (report), the skips from the log
-(skips), the outboxes (outboxes) and the printed text (printout).
+The helpers live in demo_data/: the records (marketplace, social, economy), the jobs
+(workload, notifications, typescript), the supervisor subprocess (start_process), the jobs
+workers enqueue themselves (followups), the numbers read back from Redis (report), the
+skips from the log (skips), the outboxes (outboxes), the leaderboard and search (results)
+and the printed text (printout).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -20,24 +22,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 
 from simbi_workers import catalog as catalog_module
+from simbi_workers import wire
 from simbi_workers.catalog import Catalog
 from simbi_workers.client import Client
 from simbi_workers.config import Settings
 from simbi_workers.demo_data import (
+    economy,
     followups,
     marketplace,
     outboxes,
     printout,
     report,
     rerun,
+    results,
     skips,
     start_process,
+    typescript,
     workload,
 )
 from simbi_workers.demo_data.followups import FollowUp
 from simbi_workers.demo_data.marketplace import Marketplace
 from simbi_workers.demo_data.outboxes import Added
 from simbi_workers.demo_data.report import WorkerRow
+from simbi_workers.demo_data.results import Results
 from simbi_workers.demo_data.workload import Job
 from simbi_workers.redis_connection import connect
 from simbi_workers.services.db import Database
@@ -56,6 +63,7 @@ class DemoResult:
     added: Added  # outbox lines and .eml files this run added
     skipped: list[skips.Skip]
     scheduled: list[FollowUp]  # follow-ups scheduled days ahead, not waited for
+    results: Results | None  # the leaderboard and the search; None when the run timed out
 
 
 def run_demo(
@@ -67,7 +75,10 @@ def run_demo(
 ) -> DemoResult:
     console = console or Console()
     catalog = catalog_module.load(settings.queues_file)
-    console.print(f"[bold]simbi-workers demo[/]: about {job_count} jobs on real photos\n")
+    console.print(
+        f"[bold]simbi-workers demo[/]: about {job_count} jobs on real photos, then the "
+        "TypeScript workers on the marketplace's payments, scores and search\n"
+    )
 
     uploads, talks = workload.photo_uploads(job_count), workload.talk_count(job_count)
     market = marketplace.build(settings, uploads, talks)
@@ -92,6 +103,8 @@ def run_demo(
         result = run.report(console, finished, outbox_before)
         console.print("stopping the workers (SIGTERM) ...")
     console.print("stopped.")
+    if result.results is not None:
+        results.show(console, result.results, market)
     return result
 
 
@@ -124,8 +137,8 @@ class Run:
         self.backlog = report.backlog(connection, catalog)
 
     def execute(self, job_count: int, console: Console, timeout: float) -> bool:
-        """Phase one, then phase two once every upload is done or dead; True when every
-        job finished before the timeout."""
+        """Phase one, then each next phase once everything before it is done or dead; True
+        when every job finished before the timeout."""
         started = time.monotonic()
         if self.backlog:
             console.print(
@@ -133,10 +146,12 @@ class Run:
                 "the counts below may include them[/]"
             )
         self.enqueue(workload.first_phase(self.market, job_count))
+        self.enqueue(typescript.first_phase(self.market))
         console.print(
-            f"enqueued {len(self.job_ids)} jobs; once the uploads are through, one "
-            "ImageOptimizationWorker per ready image follows, and some workers enqueue "
-            "follow-up jobs of their own"
+            f"enqueued {len(self.job_ids)} jobs; three more phases follow, each once everything "
+            "before it is through: image optimization, strength, the leaderboard and a "
+            "deletion; ratings and profiles; scores. Some workers enqueue follow-up jobs of "
+            "their own"
         )
         finished = self._follow(console, started + timeout)
         elapsed = time.monotonic() - started
@@ -155,47 +170,60 @@ class Run:
             by_worker[worker].append(args)
         for worker, args_list in by_worker.items():
             # perform_bulk: one round trip per worker instead of one per job.
-            self.job_ids.update(dict.fromkeys(self.client.perform_bulk(worker, args_list), worker))
-            self.enqueued[worker] += len(args_list)
+            ids = self.client.perform_bulk(worker, args_list)
+            # A unique job whose twin still waits gets the twin's id and no job of its own:
+            # count each id once, or the run would wait for jobs that never come.
+            fresh = [job_id for job_id in dict.fromkeys(ids) if job_id not in self.job_ids]
+            self.job_ids.update(dict.fromkeys(fresh, worker))
+            self.enqueued[worker] += len(fresh)
 
     def snapshot(self) -> dict[str, report.Counters]:
         return report.snapshot(self.connection, self.catalog)
 
     def _follow(self, console: Console, deadline: float) -> bool:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        second_phase_due = True
+        phases = self._later_phases()
         with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
-            what = "images, avatars, email, push, SMS, Slack, analytics"
+            what = "images, avatars, email, push, SMS, Slack, analytics, payments, search"
             task = progress.add_task(what, total=len(self.job_ids))
             while True:
                 self.supervisor.check_alive()
-                now = self.snapshot()
-                if second_phase_due and self._uploads_through(now):
-                    second_phase_due = False
-                    self.enqueue(workload.second_phase(self._ready_images()))
-                    progress.update(task, description="optimizing images, notifying")
-
                 # Ours first, then everything pending: a follow-up is enqueued while its
                 # parent runs, so once ours are done, none can appear after `pending`.
-                ours, extra = report.finished(self.enqueued, self.before, now)
+                ours, extra = report.finished(self.enqueued, self.before, self.snapshot())
                 pending = followups.pending(self.connection, self.catalog)
                 ours_left = len(self.job_ids) - ours
                 waiting = max(0, pending - ours_left)  # follow-ups not finished yet
                 total = len(self.job_ids) + extra + waiting
                 progress.update(task, total=total, completed=ours + extra)
-                if not second_phase_due and ours_left <= 0:
-                    if pending == 0:
+                if ours_left <= 0 and pending == 0:
+                    if not phases:
                         progress.update(task, description="all jobs done or dead")
                         return True
+                    what, jobs = phases.pop(0)
+                    self.enqueue(jobs())
+                    progress.update(task, description=what)
+                    continue
+                if ours_left <= 0:
                     progress.update(task, description="follow-up jobs")
                 if time.monotonic() > deadline:
                     return False
                 time.sleep(POLL_SECONDS)
 
-    def _uploads_through(self, now: dict[str, report.Counters]) -> bool:
-        uploads = "UploadImageWorker"
-        done = (now[uploads] - self.before[uploads]).finished
-        return done >= self.enqueued[uploads]
+    def _later_phases(self) -> list[tuple[str, Callable[[], list[Job]]]]:
+        """(what the progress bar says, the phase's jobs, made when it starts)."""
+        market = self.market
+        return [
+            ("optimizing images; strength, leaderboard, a deletion", self._second_phase),
+            ("ratings, display scores, Mixpanel profiles", lambda: typescript.third_phase(market)),
+            ("scores", lambda: typescript.fourth_phase(market)),
+        ]
+
+    def _second_phase(self) -> list[Job]:
+        assert self.market.economy is not None
+        economy.withdraw(self.settings, self.market.economy.withdrawn)
+        jobs = workload.second_phase(self._ready_images())
+        return jobs + typescript.second_phase(self.market)
 
     def _ready_images(self) -> list[int]:
         ids = [upload.image_id for upload in self.market.uploads]
@@ -229,9 +257,11 @@ class Run:
         printout.where_things_are(console, self.settings, self.market, added)
         printout.scheduled(console, later)
         printout.skipped(console, found, self.settings.log_level)
-        printout.dead(console, dead)
+        expected = {wire.describe(*job): why for job, why in workload.meant_to_fail(self.market)}
+        printout.dead(console, dead, expected)
         printout.stats_hint(console)
-        return DemoResult(self.market, rows, dead, finished, added, found, later)
+        shown = results.read(self.settings, self.connection) if finished else None
+        return DemoResult(self.market, rows, dead, finished, added, found, later, shown)
 
     def abandon(self, console: Console, why: str) -> None:
         """Say what did not finish, and take the waiting jobs out of the queues: they must

@@ -19,14 +19,25 @@ from simbi_workers import catalog, keys
 from simbi_workers.config import Settings
 from simbi_workers.demo import run_demo
 from simbi_workers.demo_data import (
+    economy,
     followups,
     marketplace,
     notifications,
     outboxes,
     social,
+    typescript,
     workload,
 )
-from simbi_workers.store.schema import images, metadata, talks, users
+from simbi_workers.services.redis_kv import PREFIX
+from simbi_workers.store.schema import (
+    follows,
+    images,
+    metadata,
+    scores,
+    services,
+    talks,
+    users,
+)
 
 JOB_COUNT = 60
 APP_URL = "https://app.simbi.test"  # links must follow SIMBI_APP_URL
@@ -67,8 +78,36 @@ def row(runtime, jobs, done, dead=0, followups=0, skipped=0, retried=0) -> dict:
 
 
 def dead_lines(text: str) -> list[str]:
+    """The dead jobs' lines, each "description: reason", without their "expected: why"."""
     start = text.index("dead jobs (")
-    return [line.strip() for line in text[start:].splitlines()[1:] if line.startswith("  ")]
+    block = text[start:].split("\n\n")[0].splitlines()[1:]
+    return [line.strip() for line in block if not line.strip().startswith("expected: ")]
+
+
+def typescript_pushes(demo_run) -> int:
+    """The pushes the TypeScript workers hand to SendPushWorker: one per leaderboard
+    newcomer (all of them: the Redis was empty), per tier risen from bronze, and per
+    follower of the new listing's owner."""
+    settings, result, _text = demo_run
+    engine = create_engine(settings.database_url_or_default)
+    changed = typescript.changed_people(result.market)
+    risen = select(func.count()).where(users.c.id.in_(changed), users.c.tier != "bronze")
+    listing = select(services.c.user_id).where(services.c.id == result.market.economy.new_listing)
+    followers = select(func.count()).where(follows.c.followed_id == listing.scalar_subquery())
+    with engine.connect() as conn:
+        counts = [conn.execute(query).scalar() for query in (risen, followers)]
+    assert len(result.results.leaderboard) > 0 and all(counts), counts
+    return len(result.results.leaderboard) + sum(counts)
+
+
+def typescript_jobs(market) -> list:
+    """The TypeScript workers' jobs on the economy, all four phases."""
+    phases = (typescript.first_phase, typescript.second_phase, typescript.third_phase)
+    return [job for phase in (*phases, typescript.fourth_phase) for job in phase(market)]
+
+
+def user_named(market, first_name: str):
+    return next(person for person in market.people if person.first_name == first_name)
 
 
 @pytest.fixture(scope="module")
@@ -103,19 +142,23 @@ def test_the_table_counts_every_upload_optimization_and_notification(run):
     assert result.finished
     assert rows["UploadImageWorker"] == row("python", len(market.uploads), len(market.good), 3)
     assert rows["ImageOptimizationWorker"]["done"] == len(market.good)
-    assert rows["SlackNotifierWorker"] == row("ruby", new + 1, new, dead=1)
+    # The signups, and the refused payment's post to #payments as a follow-up.
+    assert rows["SlackNotifierWorker"] == row("ruby", new + 1, new + 1, dead=1, followups=1)
     assert rows["UpdateAvatarWorker"]["dead"] == 1
     for worker in ("MixpanelTrackWorker", "UserEventTrackerWorker"):
         assert rows[worker]["runtime"] == "node"
         assert rows[worker]["done"] == rows[worker]["jobs"] > 0
-    assert sum(row["jobs"] for row in rows.values()) == JOB_COUNT
-    # Only the five deliberate failures die; nothing is left retrying.
-    assert sum(row["dead"] for row in rows.values()) == 5
+    # JOB_COUNT jobs of the mixed workload, and the TypeScript jobs on top.
+    assert sum(row["jobs"] for row in rows.values()) == JOB_COUNT + len(typescript_jobs(market))
+    # Only the six deliberate failures die; nothing is left retrying.
+    assert sum(row["dead"] for row in rows.values()) == 6
     assert sum(row["retried"] for row in rows.values()) == 0
 
 
-def test_every_notification_worker_ran_and_the_pushes_they_handed_on_count_as_follow_ups(run):
-    result, text = run
+def test_every_notification_worker_ran_and_the_pushes_they_handed_on_count_as_follow_ups(
+    demo_run,
+):
+    _settings, result, text = demo_run
     records = result.market.social
     rows = table(text)
 
@@ -130,10 +173,115 @@ def test_every_notification_worker_ran_and_the_pushes_they_handed_on_count_as_fo
         == len(records.messages)
     )
     assert expected["NotifyComplimentWorker"] == len(records.compliments) > 0
-    # NotifyComplimentWorker and NotifyFavorWorker each hand one push to SendPushWorker.
-    pushes = len(records.compliments) + len(records.favors)
+    # NotifyComplimentWorker and NotifyFavorWorker each hand one push to SendPushWorker, and
+    # so do the TypeScript workers (test_the_typescript_workers_push...).
+    pushes = len(records.compliments) + len(records.favors) + typescript_pushes(demo_run)
     assert rows["SendPushWorker"] == rows["SendPushWorker"] | {"jobs": 0, "followups": pushes}
-    assert f"{JOB_COUNT} jobs and {pushes} follow-ups done or dead" in text
+    # Besides the pushes: the #payments post, 5 display scores and 5 more search batches.
+    ours = JOB_COUNT + len(typescript_jobs(result.market))
+    assert f"{ours} jobs and {pushes + 11} follow-ups done or dead" in text
+
+
+def test_every_typescript_worker_but_social_friends_ran_its_planned_jobs(demo_run):
+    settings, result, text = demo_run
+    market, rows = result.market, table(text)
+    node = [name for name, spec in catalog.load(settings.queues_file).workers.items()
+            if spec.runtime == "node"]  # fmt: skip
+
+    assert len(node) == 20
+    assert sorted(name for name, r in rows.items() if r["runtime"] == "node") == sorted(
+        set(node) - {"SocialFriendsWorker"}  # needs a live provider: not in the demo
+    )
+    assert rows["PayingSimbiWorker"] == row("node", 9, 8, dead=1)  # 7, one repeated, Omar's
+    assert rows["QuicksterWorker"] == row("node", 6, 6, skipped=1)  # 5 new people, one repeat
+    assert rows["DisplayScoreWorker"] == row("node", 0, 5, followups=5)  # per rated owner
+    # 37 services (35, the new listing, Vera's) and 21 users in batches of 10: 4 + 3 jobs.
+    assert rows["SearchBulkIndexWorker"] == row("node", 2, 7, followups=5)
+    for worker in ("UpdateRatingWorker", "ScoreWorker"):
+        assert rows[worker] == row("node", 5, 5), worker
+    for worker in ("RecalculateStrengthWorker", "MixpanelUpdateUserWorker"):
+        assert rows[worker] == row("node", 14, 14), worker  # 9 parties of payments, 5 new
+    for worker in (
+        *("NotifyLeaderboardWorker", "DestroyUserWorker", "SearchRemoveWorker"),
+        *("SearchIndexWorker", "FriendNewListingWorker", "RemoveUserEventsWorker"),
+    ):
+        assert rows[worker] == row("node", 1, 1), worker
+    assert rows["ScoreQueryProcessorWorker"] == row("node", 2, 2)
+    talk_count = len(market.social.talks)
+    assert rows["ResponseTimeWorker"] == row("node", talk_count, talk_count)
+    stats = len(market.social.favorites) + 2  # and the new listing's views and share
+    assert rows["RecordServiceStatsWorker"] == row("node", stats, stats)
+    planned = Counter(worker for worker, _args in typescript_jobs(market))
+    assert all(rows[worker]["jobs"] >= count for worker, count in planned.items())
+
+
+def test_the_typescript_workers_changed_the_records_and_analytics(demo_run):
+    settings, result, _text = demo_run
+    market, money = result.market, result.market.economy
+    nadia, omar = user_named(market, "Nadia"), user_named(market, "Omar")
+    engine = create_engine(settings.database_url_or_default)
+    with engine.connect() as conn:
+        balances = dict(conn.execute(select(users.c.id, users.c.simbi_balance)).all())
+        guitar = conn.execute(
+            select(services.c.rating_average, services.c.rating_count)
+            .where(services.c.title == "Guitar lessons for beginners")
+        ).one()  # fmt: skip
+        scored = conn.execute(
+            select(scores.c.subject_id).where(scores.c.formula_id == money.formulas["service"])
+        ).scalars().all()  # fmt: skip
+        withdrawn = conn.execute(
+            select(services.c.status).where(services.c.id == money.withdrawn.id)
+        ).scalar()  # fmt: skip
+
+    # Three guitar payments (90, 45, 45) whatever the repeat; Omar's refused one moved nothing.
+    assert balances[nadia.id] == economy.STARTING_BALANCE_SIMBI + 180
+    assert balances[omar.id] == economy.LOW_BALANCE_SIMBI
+    new = [person for person in market.people if person.is_new]
+    assert [balances[person.id] for person in new] == [10] * len(new)  # profile_completed bonus
+    assert money.leaving not in balances  # DestroyUserWorker
+    assert tuple(guitar) == (4.5, 2)  # reviews of 5 and 4
+    assert set(money.reviewed) <= set(scored)
+    assert withdrawn == "withdrawn"
+    connection = redis.Redis.from_url(settings.redis_url)
+    # Each owner's reply came REPLY_MINUTES after the question (social.py).
+    for k, (talk, owner) in enumerate(typescript.talk_owners(market)):
+        seconds = connection.hget(f"{PREFIX}response_time:{owner}", f"talk:{talk}")
+        assert int(seconds) == social.REPLY_MINUTES[k % len(social.REPLY_MINUTES)] * 60
+    assert connection.get(f"{PREFIX}display_score:{nadia.id}") is not None
+
+
+def test_the_leaderboard_ends_the_demo_with_nadia_first(demo_run):
+    settings, result, text = demo_run
+    board = [(e.rank, e.name, e.earned) for e in result.results.leaderboard]
+    nadia = user_named(result.market, "Nadia")
+
+    assert board == [
+        (1, "Nadia Petrova", 180),
+        (2, "Hana Sato", 120),
+        (3, "Farah Haddad", 70),  # a tie: the lower user id first, as the worker ranks
+        (4, "Jonah Brooks", 70),
+        (5, "Chen Wei", 60),
+    ]
+    connection = redis.Redis.from_url(settings.redis_url)
+    key = f"{PREFIX}leaderboard:weekly_earners"
+    assert connection.zscore(key, str(nadia.id)) == 180  # as NotifyLeaderboardWorker stored it
+    assert re.search(r"^[│|] +1 [│|] Nadia Petrova +[│|] +180 [│|]$", text, re.MULTILINE)
+    order = ("what the workers did", "stopped.", "leaderboard weekly_earners", "hit(s) for")
+    assert [text.index(words) for words in order] == sorted(text.index(w) for w in order)
+
+
+def test_the_search_finds_the_services_still_listed_for_the_word(demo_run):
+    _settings, result, text = demo_run
+    titles = sorted(hit["title"] for hit in result.results.hits)
+    printed = text[text.index("2 hit(s) for 'beginners'") :]
+    rows = [line for line in printed.splitlines() if re.match(r"^[│|] [\d.]+ +[│|] service", line)]
+
+    # Not the withdrawn service, nor the one of the user who left.
+    assert titles == ["Guitar lessons for beginners", "Vegetable patch for beginners"]
+    assert len(rows) == 2
+    assert any("Guitar lessons for beginners" in line for line in rows)
+    assert not [line for line in rows if "Chess" in line or "Knitting" in line]
+    assert text.rstrip().endswith("(its owner closed her account: DestroyUserWorker)")
 
 
 def test_each_unread_message_is_emailed_with_a_text_and_an_html_part(run):
@@ -186,8 +334,11 @@ def test_the_skips_show_with_their_reasons_and_the_opt_out_among_them(run):
     reasons = {(skip.worker, skip.reason) for skip in result.skipped}
 
     assert ("NotifyMessageWorker", f"user {opted_out} opted out of messages emails") in reasons
-    # Besides the opt-out, only pushes and texts to people without a device, phone or opt-in.
-    assert {worker for worker, _reason in reasons} - {"NotifyMessageWorker"} <= {
+    repeated = next(p.id for p in result.market.people if p.is_new)
+    quickster = [reason for worker, reason in reasons if worker == "QuicksterWorker"]
+    assert quickster == [f"user {repeated} reached profile_completed before"]
+    # Besides those, only pushes and texts to people without a device, phone or opt-in.
+    assert {worker for worker, _reason in reasons} - {"NotifyMessageWorker", "QuicksterWorker"} <= {
         *("SendPushMessageWorker", "SendPushWorker", "SendSmsMessageWorker", "SendSmsWorker"),
         *("NotifyMatchWorker", "NotifyNewFollowerWorker"),
     }
@@ -212,7 +363,7 @@ def test_the_next_intro_steps_stay_scheduled_and_nothing_waits_for_them(run):
     assert "the demo does not wait for them" in text
 
 
-def test_exactly_the_bad_uploads_die_each_with_its_reason(run):
+def test_exactly_the_deliberate_failures_die_each_with_its_reason(run):
     result, text = run
     lines = dead_lines(text)
 
@@ -227,7 +378,15 @@ def test_exactly_the_bad_uploads_die_each_with_its_reason(run):
 
     assert any("UnknownChannel: unknown slack channel '#marketing'" in line for line in lines)
     assert any("may not change the avatar" in line for line in lines)
-    assert len(lines) == 5
+    omar = user_named(result.market, "Omar")
+    (refused,) = [line for line in lines if line.startswith("PayingSimbiWorker(")]
+    assert f"insufficient funds: user {omar.id} has 20 Simbi, the transfer of 120" in refused
+    assert len(lines) == 6
+    # Each is said to be expected, and why.
+    assert "dead jobs (6), each with its reason; all 6 expected" in text
+    assert text.count("      expected: a bad upload") == 3
+    assert "expected: a payment over the payer's balance" in text
+    assert "NOT EXPECTED" not in text
 
 
 def test_good_uploads_are_stored_as_variants_with_a_128_pixel_thumb(demo_run):
@@ -252,12 +411,19 @@ def test_the_outboxes_hold_a_signup_per_new_person_and_every_mixpanel_event(demo
     mixpanel = read_jsonl(settings.outbox_dir / "mixpanel.jsonl")
     new_people = [person for person in result.market.people if person.is_new]
 
-    assert {line["channel"] for line in slack} == {"signups"}
-    assert sorted(line["user_id"] for line in slack) == [p.id for p in new_people]
+    signups = [line for line in slack if line["channel"] == "signups"]
+    assert sorted(line["user_id"] for line in signups) == [p.id for p in new_people]
+    (refused,) = [line for line in slack if line["channel"] == "payments"]
+    assert refused["user_id"] == user_named(result.market, "Omar").id
+    assert refused["text"].startswith("Payment refused, insufficient Simbi")
     for person in new_people:
         (line,) = [line for line in slack if line["user_id"] == person.id]
         assert f"{person.first_name} {person.last_name} <{person.email}>" in line["text"]
-    assert len(mixpanel) == table(text)["MixpanelTrackWorker"]["done"]
+    kinds = Counter(line["kind"] for line in mixpanel)
+    rows = table(text)
+    assert kinds["track"] == rows["MixpanelTrackWorker"]["done"]
+    assert kinds["people_set"] == rows["MixpanelUpdateUserWorker"]["done"] == 14
+    assert kinds["people_delete"] == 1  # DestroyUserWorker's
     assert f"slack.jsonl: +{len(slack)} lines" in text
 
 
@@ -279,7 +445,11 @@ def test_a_second_run_replaces_the_first_runs_records_files_and_counts(
     rows = table(text)
     assert rows["UploadImageWorker"]["done"] == len(second.market.good) < len(first.market.good)
     assert rows["UploadImageWorker"]["dead"] == 3
-    assert len(dead_lines(text)) == 5
+    assert len(dead_lines(text)) == 6
+    # The first run's ledger, milestones and index are gone: the same trades, one repeat.
+    assert second.results.leaderboard[0] == first.results.leaderboard[0]
+    assert rows["QuicksterWorker"]["skipped"] == 1
+    assert [hit["title"] for hit in second.results.hits] == [h["title"] for h in first.results.hits]
     assert "note:" not in text  # nothing of the first run is left queued, running or due
 
     # What the first run keyed in Redis by the ids the second reuses does not hold it back.

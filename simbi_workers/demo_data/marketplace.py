@@ -1,5 +1,6 @@
 """The demo's small marketplace: people, uploads made from real photos plus three files
-that no image worker may accept, and the social records of social.py.
+that no image worker may accept, the social records of social.py and the balances,
+trades, reviews and scores of economy.py.
 
 Everything the demo adds is found again by the people's e-mail domain, so a second run
 removes the first run's rows before adding its own and never touches anyone else's.
@@ -16,7 +17,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, delete, insert, select
 
 from simbi_workers.config import Settings
-from simbi_workers.demo_data import rerun, social
+from simbi_workers.demo_data import economy, rerun, social
+from simbi_workers.demo_data.economy import Economy
 from simbi_workers.demo_data.rerun import Previous
 from simbi_workers.demo_data.social import Social
 from simbi_workers.services.db import Database
@@ -82,6 +84,7 @@ class Marketplace:
     people: list[Person]
     uploads: list[Upload]
     social: Social | None = None
+    economy: Economy | None = None
     previous: Previous = field(default_factory=Previous)  # what the run before left behind
 
     @property
@@ -99,8 +102,8 @@ def photos() -> list[Path]:
 
 def build(settings: Settings, photo_uploads: int, talk_count: int) -> Marketplace:
     """Replace the previous demo's records with ~20 people, photo_uploads good uploads
-    (each photo several times over) plus the three bad ones, and social records around
-    talk_count talks."""
+    (each photo several times over) plus the three bad ones, social records around
+    talk_count talks, and the economy's records."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url_or_default)
     database.create_tables()
@@ -112,8 +115,9 @@ def build(settings: Settings, photo_uploads: int, talk_count: int) -> Marketplac
         files = [*_photo_files(photo_uploads), *bad_files()]
         added = [_add_upload(conn, storage, people, n, file) for n, file in enumerate(files)]
         records = social.build(conn, people, talk_count)
+        trades = economy.build(conn, people, records, EMAIL_DOMAIN)
     database.engine.dispose()
-    return Marketplace(people, added, records, previous)
+    return Marketplace(people, added, records, trades, previous)
 
 
 def forget_previous(conn: Connection, storage: Storage) -> Previous:

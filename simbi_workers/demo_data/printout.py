@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import make_url
 
 from simbi_workers.config import Settings
-from simbi_workers.demo_data import outboxes, skips, start_process
+from simbi_workers.demo_data import economy, outboxes, skips, start_process, texts
 from simbi_workers.demo_data.followups import FollowUp
 from simbi_workers.demo_data.marketplace import Marketplace
 from simbi_workers.demo_data.outboxes import Added
@@ -50,6 +50,24 @@ def describe_market(console: Console, settings: Settings, market: Marketplace) -
         f"  devices: {devices} (no push account is set, so pushes go to the outbox); "
         f"{len(phones)} phones, {sum(p.sms_opt_in for p in phones)} opted in to SMS; "
         f"{by_id[user_id].first_name} (user {user_id}) turned off {channel} about {category}",
+        highlight=False,
+    )
+    if market.economy is not None:
+        _describe_economy(console, market)
+
+
+def _describe_economy(console: Console, market: Marketplace) -> None:
+    money = market.economy
+    by_id = {person.id: person for person in market.people}
+    refused = money.refused
+    console.print(
+        f"  {economy.STARTING_BALANCE_SIMBI} Simbi each, 0 for the new people; "
+        f"{len(money.payments)} payments to make (one sent twice), and "
+        f"{by_id[refused.payer].first_name} trying to pay {refused.amount} with "
+        f"{economy.LOW_BALANCE_SIMBI} (to be refused); {len(texts.REVIEWS)} reviews "
+        f"of {len(money.reviewed)} services, {len(money.formulas)} score formulas, a listing "
+        f"posted today, a service to withdraw, and {' '.join(economy.LEAVING)} about to close "
+        "her account",
         highlight=False,
     )
 
@@ -119,10 +137,20 @@ def skipped(console: Console, found: list[skips.Skip], log_level: str) -> None:
     console.print(grid, highlight=False)
 
 
-def dead(console: Console, found: list[tuple[str, str]]) -> None:
-    console.print(f"\ndead jobs ({len(found)}), each with its reason:")
+def dead(console: Console, found: list[tuple[str, str]], expected: dict[str, str]) -> None:
+    """Each dead job with its reason; those the demo enqueued to fail (expected: description
+    -> why) say so, and any other stands out as a fault to look into."""
+    surprises = [description for description, _reason in found if description not in expected]
+    if not surprises:
+        verdict = f"all {len(found)} expected: the demo enqueues them to show permanent failures"
+    else:
+        verdict = f"[red]{len(surprises)} not expected[/], {len(found) - len(surprises)} expected"
+    console.print(f"\ndead jobs ({len(found)}), each with its reason; {verdict}")
     for description, reason in found:
         console.print(f"  {description}: {reason}", highlight=False, soft_wrap=True)
+        why = expected.get(description)
+        mark = f"expected: {why}" if why else "[red]NOT EXPECTED: a fault, see the workers' log[/]"
+        console.print(f"      {mark}", highlight=False)
 
 
 def stats_hint(console: Console) -> None:

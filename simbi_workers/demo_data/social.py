@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 # Talk k has shape k % 3: (conversation, whether both people have read all of it). In an
 # unread talk each person has read up to their own last message.
 SHAPES = ((0, False), (1, False), (2, True))
+# Minutes between the messages of talk k (by k % 5): the owner's reply time, which
+# ResponseTimeWorker measures, from a quick answer to half a day.
+REPLY_MINUTES = (12, 45, 95, 240, 720)
 OPT_OUT_TALK = 1  # the person who wrote first in this talk turned off message emails
 OPT_OUT = ("email", "messages")
 # person index % 4 -> (provider, platform) of each device; % 4 == 3 has none
@@ -53,6 +57,7 @@ class Service:
     owner_id: int
     title: str
     category: str
+    price: int  # in Simbi
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ def _add_services(conn: Connection, owners: list[Person]) -> list[Service]:
             values["rating_average"] = 3.6 + (n * 3 % 15) / 10 if rated else None
             values["rating_count"] = 1 + n * 7 % 23 if rated else 0
             service_id = _insert(conn, services, **values)
-            offered.append(Service(service_id, owner.id, title, category))
+            offered.append(Service(service_id, owner.id, title, category, price))
     return offered
 
 
@@ -136,27 +141,32 @@ def _add_talks(conn, people, offered: list[Service], count: int) -> tuple[list[i
     by_id = {person.id: person for person in people}
     talk_ids: list[int] = []
     sent: list[Message] = []
+    now = datetime.now(UTC)
     for k in range(count):
         service = offered[(k * 5 + 1) % len(offered)]
         asker = people[(k * 7 + 3) % len(people)]
         if asker.id == service.owner_id:
             asker = people[(k * 7 + 4) % len(people)]
         roles = {"a": asker, "b": by_id[service.owner_id]}
-        talk_id = _insert(conn, talks, service_id=service.id)
+        started = now - timedelta(days=1 + k % 5, hours=k)
+        clock = (started, timedelta(minutes=REPLY_MINUTES[k % len(REPLY_MINUTES)]))
+        talk_id = _insert(conn, talks, service_id=service.id, created_at=started)
         talk_ids.append(talk_id)
-        sent += _add_conversation(conn, talk_id, roles, service, *SHAPES[k % len(SHAPES)])
+        shape = SHAPES[k % len(SHAPES)]
+        sent += _add_conversation(conn, talk_id, roles, service, shape, clock)
     return talk_ids, sent
 
 
-def _add_conversation(conn, talk_id, roles, service, conversation: int, read: bool) -> list:
+def _add_conversation(conn, talk_id, roles, service, shape: tuple, clock: tuple) -> list:
+    """The talk's messages, one every clock[1] from clock[0] on."""
+    conversation, read = shape
+    started, gap = clock
     names = {"a": roles["a"].first_name, "b": roles["b"].first_name, "service": service.title}
     lines = texts.CONVERSATIONS[conversation]
     sent = []  # (message id, sender role)
-    for role, text in lines:
-        body = text.format(**names)
-        sent.append(
-            (_insert(conn, messages, talk_id=talk_id, sender_id=roles[role].id, body=body), role)
-        )
+    for n, (role, text) in enumerate(lines):
+        values = {"talk_id": talk_id, "sender_id": roles[role].id, "created_at": started + n * gap}
+        sent.append((_insert(conn, messages, **values, body=text.format(**names)), role))
 
     last_read = {}
     for role in roles:

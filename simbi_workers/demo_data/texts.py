@@ -93,3 +93,24 @@ FAVORS = (
 )
 
 SMS_REMINDER = "Simbi reminder: your session with {other} is tomorrow at 10:00."
+
+# (reviewer's index in marketplace.PEOPLE, title of the service they paid for, rating, text):
+# each reviewer reviews what economy.PAYMENTS has them pay for.
+REVIEWS = (
+    (0, "Guitar lessons for beginners", 5, "I played a whole song after two lessons."),
+    (5, "Guitar lessons for beginners", 4, "Clear and patient; bring your own capo."),
+    (2, "Painting one room", 5, "Tidy work, and the furniture was covered before anything."),
+    (9, "Website fixes in WordPress", 4, "Fixed the contact form in twenty minutes."),
+    (3, "Morning yoga in the park", 3, "Nice sessions, but it rained twice."),
+    (6, "Homemade dumplings workshop", 5, "We folded sixty dumplings and ate most of them."),
+)
+
+# Bios, handed out in turn to the people who have one (economy.py). None has the word the
+# demo searches for, so that the search finds services only.
+BIOS = (
+    "Teacher by day, amateur baker by night.",
+    "I fix things and explain how I did it.",
+    "New in town and keen to swap skills with neighbours.",
+    "Retired engineer with a shed full of tools.",
+    "Student who loves languages and long walks.",
+)

@@ -1,10 +1,12 @@
 """The demo's mixed workload: which jobs, with which arguments, in which phase.
 
 Phase one is everything that does not depend on another job; phase two optimizes the
-images that phase one left `ready`. Five jobs are meant to fail permanently, one of each
-kind a newcomer should recognise: three bad uploads, an avatar changed by someone who may
-not, and a Slack post to a channel nobody configured. The email and notification jobs
-(notifications.py) follow the social records, whose size grows with the job count.
+images that phase one left `ready`. The TypeScript workers' jobs on the marketplace's
+economy (typescript.py) come on top, in four phases. Six jobs are meant to fail
+permanently, one of each kind a newcomer should recognise (meant_to_fail): three bad
+uploads, an avatar changed by someone who may not, a Slack post to a channel nobody
+configured, and a payment larger than the payer's balance. The email and notification
+jobs (notifications.py) follow the social records, whose size grows with the job count.
 """
 
 from __future__ import annotations
@@ -69,9 +71,27 @@ def avatars(market: Marketplace, count: int) -> list[Job]:
         actor = admin.id if n % 3 == 2 else person.id
         jobs.append(("UpdateAvatarWorker", [person.id, params, actor]))
 
-    victim, intruder = members[-1], members[-2]
-    jobs.append(("UpdateAvatarWorker", [victim.id, {"upload_id": market.good[0].id}, intruder.id]))
+    jobs.append(_intruder(market))
     return jobs
+
+
+def _intruder(market: Marketplace) -> Job:
+    """Someone who is not an admin changing another member's avatar."""
+    members = [person for person in market.people if not person.is_admin]
+    victim, intruder = members[-1], members[-2]
+    return ("UpdateAvatarWorker", [victim.id, {"upload_id": market.good[0].id}, intruder.id])
+
+
+def meant_to_fail(market: Marketplace) -> list[tuple[Job, str]]:
+    """The jobs that must end dead, each with why the demo enqueues it."""
+    assert market.economy is not None
+    refused = ("PayingSimbiWorker", market.economy.refused.args)
+    return [
+        *[(("UploadImageWorker", [u.image_id, u.id]), "a bad upload") for u in market.bad],
+        (_intruder(market), "only the user or an admin may change an avatar"),
+        (_unknown_channel(), "a Slack channel nobody configured"),
+        (refused, "a payment over the payer's balance (posted to Slack #payments)"),
+    ]
 
 
 def centre_crop(photo: str) -> dict[str, int]:
@@ -84,8 +104,12 @@ def centre_crop(photo: str) -> dict[str, int]:
 
 def slack_posts(people: list[Person]) -> list[Job]:
     jobs = [("SlackNotifierWorker", ["signups", person.id, "new signup"]) for person in people]
-    jobs.append(("SlackNotifierWorker", [UNKNOWN_CHANNEL, None, "the newsletter is out"]))
+    jobs.append(_unknown_channel())
     return jobs
+
+
+def _unknown_channel() -> Job:
+    return ("SlackNotifierWorker", [UNKNOWN_CHANNEL, None, "the newsletter is out"])
 
 
 def events(people: list[Person], count: int) -> list[Job]:
