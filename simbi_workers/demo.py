@@ -46,7 +46,8 @@ from simbi_workers.demo_data.outboxes import Added
 from simbi_workers.demo_data.report import WorkerRow
 from simbi_workers.demo_data.results import Results
 from simbi_workers.demo_data.workload import Job
-from simbi_workers.redis_connection import connect
+from simbi_workers.errors import InfrastructureError
+from simbi_workers.redis_connection import connect, describe, live_processes, local_socket
 from simbi_workers.services.db import Database
 from simbi_workers.store.schema import images
 
@@ -66,6 +67,23 @@ class DemoResult:
     results: Results | None  # the leaderboard and the search; None when the run timed out
 
 
+def _refuse_while_workers_run(settings: Settings) -> None:
+    """The demo rebuilds the sample marketplace in var/ and resets its Redis state: never
+    under a supervisor that is running on them."""
+    if not settings.redis_url and not local_socket(settings).exists():
+        return
+    try:
+        count = live_processes(connect(settings))
+    except redis.RedisError:
+        return  # nothing answers, so nothing runs there
+    if count:
+        raise InfrastructureError(
+            f"{count} worker process(es) of a running `simbi-workers start` use "
+            f"{describe(settings)}; stop it first (Ctrl-C or SIGTERM): the demo rebuilds the "
+            "sample marketplace in var/ and would pull its data from under it"
+        )
+
+
 def run_demo(
     settings: Settings,
     job_count: int = 300,
@@ -80,6 +98,7 @@ def run_demo(
         "TypeScript workers on the marketplace's payments, scores and search\n"
     )
 
+    _refuse_while_workers_run(settings)
     uploads, talks = workload.photo_uploads(job_count), workload.talk_count(job_count)
     market = marketplace.build(settings, uploads, talks)
     printout.describe_market(console, settings, market)

@@ -146,11 +146,15 @@ def _redis_server_binary() -> str:
     )
 
 
-def _has_live_processes(socket: Path) -> bool:
+def live_processes(client: redis.Redis) -> int:
+    """How many worker processes, on any host, keep their heartbeat in this Redis."""
     from simbi_workers import keys
 
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
-    return any(client.exists(keys.process(pid.decode())) for pid in client.smembers(keys.PROCESSES))
+    return sum(client.exists(keys.process(pid.decode())) for pid in client.smembers(keys.PROCESSES))
+
+
+def _has_live_processes(socket: Path) -> bool:
+    return live_processes(redis.Redis(unix_socket_path=str(socket), socket_timeout=1)) > 0
 
 
 def _answers(socket: Path) -> bool:

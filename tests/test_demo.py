@@ -532,3 +532,18 @@ def talk(email) -> int:
 
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_demo_refuses_to_run_under_a_running_supervisor_and_touches_nothing(
+    worker_env, settings
+):
+    from simbi_workers.errors import InfrastructureError
+    from tests.conftest import free_port
+    from tests.harness import supervisor
+
+    with supervisor(worker_env, free_port(), "--processes", "1"):
+        with pytest.raises(InfrastructureError, match=r"1 worker process\(es\) of a running"):
+            demo(settings)
+
+    assert not (settings.var_dir / "simbi.db").exists()
+    assert not (settings.var_dir / "storage").exists()
