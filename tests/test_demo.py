@@ -541,9 +541,9 @@ def test_the_demo_refuses_to_run_under_a_running_supervisor_and_touches_nothing(
     from tests.conftest import free_port
     from tests.harness import supervisor
 
-    with supervisor(worker_env, free_port(), "--processes", "1"):
-        with pytest.raises(InfrastructureError, match=r"1 worker process\(es\) of a running"):
-            demo(settings)
+    refused = pytest.raises(InfrastructureError, match=r"1 worker process\(es\) of a running")
+    with supervisor(worker_env, free_port(), "--processes", "1"), refused:
+        demo(settings)
 
     assert not (settings.var_dir / "simbi.db").exists()
     assert not (settings.var_dir / "storage").exists()
