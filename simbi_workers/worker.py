@@ -236,8 +236,11 @@ class WorkerProcess:
             log.info("done worker=%s job=%s %.1f ms", job.worker, job.id, elapsed_ms)
 
     def _fail(self, unit: Unit, job: wire.Job, spec, failure: Failure, elapsed_ms: float):
-        attempts = job.attempt + 1
-        delay = retry.next_delay(failure, attempts, spec.retry)
+        if failure.uncounted:
+            attempts, delay = job.attempt, failure.retry_after_seconds or 0.0
+        else:
+            attempts = job.attempt + 1
+            delay = retry.next_delay(failure, attempts, spec.retry)
         if delay is not None:
             # Stays in Redis: the scheduled registry runs it again after the delay.
             text = failure.text()

@@ -120,6 +120,30 @@ def test_a_ruby_child_killed_mid_job_is_replaced_and_the_job_retried(worker, cli
     assert job_hash(redis_conn, after_id)["result"] == b'"still working"'
 
 
+def test_a_child_that_cannot_start_holds_its_jobs_back_uncounted_and_logs_once(
+    worker, client, redis_conn, caplog, tmp_path
+):
+    # A broken deploy: the node child's entry file is gone when it has to be restarted.
+    child = worker.runtimes.children["node"]
+    child.argv = [child.argv[0], str(tmp_path / "missing" / "main.js")]
+    os.kill(child.pid, signal.SIGKILL)
+    child.process.wait()
+    first = client.perform_async("JsEchoWorker", "one")
+    second = client.perform_async("JsEchoWorker", "two")
+
+    run_one(worker)
+    run_one(worker)
+    worker.runtimes.revive()  # the idle loop's restart, inside the backoff: no new try
+
+    for job_id in (first, second):
+        fields = job_hash(redis_conn, job_id)
+        assert fields["status"] == b"scheduled"
+        assert fields["simbi_attempt"] == b"0"  # the job never ran: not an attempt
+        assert fields["simbi_error"].startswith(b"ChildDown: the node child is down")
+    restarts = [r for r in caplog.records if "could not restart the node child" in r.message]
+    assert len(restarts) == 1
+
+
 def test_a_hung_node_child_is_killed_at_the_timeout(worker, client, redis_conn):
     job_id = client.perform_async("JsHangWorker")  # timeout: 1, retry: 0
     child = worker.runtimes.children["node"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from simbi_workers.catalog import Catalog, WorkerSpec
@@ -18,6 +19,10 @@ RUBY_MAIN = ROOT / "workers" / "ruby" / "main.rb"
 NODE_MAIN = ROOT / "workers" / "typescript" / "dist" / "src" / "main.js"
 
 log = logging.getLogger(__name__)
+
+# A child that fails to start (a broken deploy) is tried again after 2, 4, 8 … seconds, at
+# most this long apart, and its jobs wait in the scheduled registry meanwhile.
+MAX_RESTART_BACKOFF_SECONDS = 60.0
 
 
 def child_argv(runtime: str, settings: Settings) -> list[str]:
@@ -41,6 +46,8 @@ class Runtimes:
             for runtime in ("ruby", "node")
             if catalog.workers_for(runtime)
         }
+        self._failed_starts: dict[str, int] = {}
+        self._next_start: dict[str, float] = {}
 
     def start(self) -> None:
         """Start every child and check each runtime serves exactly its catalogue workers."""
@@ -58,14 +65,16 @@ class Runtimes:
     def revive(self) -> None:
         """Replace a child that died while idle, so /health recovers before the next job."""
         for runtime, child in self.children.items():
-            if child.process is not None and not child.alive():
+            if child.process is None or child.alive() or self._waiting(runtime):
+                continue
+            if not self._failed_starts.get(runtime):
                 log.warning(
                     "%s child %s %s while idle; starting a new one",
                     runtime,
                     child.pid,
                     child.exit_description(),
                 )
-                self._restart(runtime)
+            self._restart(runtime)
 
     def kill_children(self) -> None:
         for child in self.children.values():
@@ -79,23 +88,37 @@ class Runtimes:
             return self.python.run(job, spec.timeout_seconds)
 
         child = self.children[spec.runtime]
-        if not child.alive():
-            try:
-                child.start()
-            except ChildError as exc:
-                # The job goes back to the retry policy; the next job tries a fresh child.
-                return Outcome(failure=Failure("ChildError", str(exc), retryable=True))
+        if not child.alive() and (self._waiting(spec.runtime) or not self._restart(spec.runtime)):
+            # The job never reached a child: it waits out the backoff in the scheduled
+            # registry, uncounted, so a broken deploy does not use up every job's retries.
+            wait = max(self._next_start[spec.runtime] - time.monotonic(), 1.0)
+            message = f"the {spec.runtime} child is down (it failed to start); trying again"
+            return Outcome(failure=Failure("ChildDown", message, True, wait, uncounted=True))
         outcome = child.run(job, spec.timeout_seconds)
         if not child.alive():
             log.warning("%s child died during job %s; starting a new one", spec.runtime, job.id)
             self._restart(spec.runtime)
         return outcome
 
-    def _restart(self, runtime: str) -> None:
+    def _waiting(self, runtime: str) -> bool:
+        return time.monotonic() < self._next_start.get(runtime, 0.0)
+
+    def _restart(self, runtime: str) -> bool:
+        """Start the child again; after a failure, back off and log only the first."""
+        failures = self._failed_starts.get(runtime, 0)
         try:
             self.children[runtime].start()
         except ChildError as exc:
-            log.error("could not restart the %s child: %s", runtime, exc)
+            if not failures:
+                log.error("could not restart the %s child: %s", runtime, exc)
+            backoff = min(2.0 ** (failures + 1), MAX_RESTART_BACKOFF_SECONDS)
+            self._failed_starts[runtime] = failures + 1
+            self._next_start[runtime] = time.monotonic() + backoff
+            return False
+        if failures:
+            log.warning("the %s child started again after %d failed start(s)", runtime, failures)
+        self._failed_starts[runtime] = 0
+        return True
 
     def _check(self, runtime: str, served: list[str]) -> None:
         expected = set(self.catalog.workers_for(runtime))

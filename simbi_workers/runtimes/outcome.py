@@ -13,6 +13,8 @@ class Failure:
     retryable: bool = True
     retry_after_seconds: float | None = None
     backtrace: list[str] = field(default_factory=list)
+    # The job never ran (its runtime could not start): try again later, not an attempt.
+    uncounted: bool = False
 
     def text(self) -> str:
         lines = [f"{self.error_class}: {self.message}", *self.backtrace]
