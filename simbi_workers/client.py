@@ -185,7 +185,7 @@ class Options:
         return self.client._enqueue(worker, [list(args)], None, self.unique_seconds)[0]
 
     def perform_in(self, delay: float | timedelta, worker: str, *args: Any) -> str:
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        seconds = _seconds(delay)
         if not 0 <= seconds <= MAX_DELAY_SECONDS:
             raise JobInputError(
                 f"perform_in: the delay must be from 0 to {MAX_DELAY_SECONDS:,} s "
@@ -195,7 +195,13 @@ class Options:
         return self.client._enqueue(worker, [list(args)], run_at, self.unique_seconds)[0]
 
     def perform_at(self, when: datetime | float | int, worker: str, *args: Any) -> str:
-        return self.client._enqueue(worker, [list(args)], _epoch(when), self.unique_seconds)[0]
+        run_at = _epoch(when)
+        if run_at - datetime.now(UTC).timestamp() > MAX_DELAY_SECONDS:
+            raise JobInputError(
+                f"perform_at: {when!r} is more than ten years ahead; the latest time is "
+                f"{MAX_DELAY_SECONDS:,} s from now"
+            )
+        return self.client._enqueue(worker, [list(args)], run_at, self.unique_seconds)[0]
 
     def perform_bulk(self, worker: str, args_list: Iterable[Sequence[Any]]) -> list[str]:
         batches = [_argument_list(worker, index, args) for index, args in enumerate(args_list)]
@@ -235,6 +241,16 @@ def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int | 
             f"{max_payload_bytes:,} (SIMBI_MAX_PAYLOAD_BYTES); store large data elsewhere "
             "and pass its key"
         )
+
+
+def _seconds(delay: Any) -> float:
+    if isinstance(delay, timedelta):
+        return delay.total_seconds()
+    if isinstance(delay, int | float) and not isinstance(delay, bool):
+        return float(delay)
+    raise JobInputError(
+        f"perform_in: the delay must be a number of seconds or a timedelta, got {delay!r}"
+    )
 
 
 def _epoch(when: datetime | float | int) -> float:

@@ -96,9 +96,11 @@ class Settings(BaseSettings):
     # Runtime behaviour.
     log_format: str = Field(default="text", alias="SIMBI_LOG_FORMAT")
     log_level: str = Field(default="INFO", alias="SIMBI_LOG_LEVEL")
-    max_payload_bytes: int = Field(default=1024 * 1024 * 4, alias="SIMBI_MAX_PAYLOAD_BYTES")
-    result_ttl_seconds: int = Field(default=500, alias="SIMBI_RESULT_TTL")
-    failure_ttl_seconds: int = Field(default=7 * 86_400, alias="SIMBI_FAILURE_TTL")
+    # Lower bounds: a limit of 0 refuses every job, and a TTL of 0 deletes a dead job the
+    # moment it is buried.
+    max_payload_bytes: int = Field(default=1024 * 1024 * 4, ge=100, alias="SIMBI_MAX_PAYLOAD_BYTES")
+    result_ttl_seconds: int = Field(default=500, ge=1, alias="SIMBI_RESULT_TTL")
+    failure_ttl_seconds: int = Field(default=7 * 86_400, ge=60, alias="SIMBI_FAILURE_TTL")
     # A worker process's heartbeat hash lives this long past its last beat. A process that
     # died is noticed by its supervisor at once; a whole host that died is noticed when its
     # hashes expire, so its jobs are back in their queues within this plus 10 s.

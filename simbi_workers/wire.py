@@ -65,14 +65,7 @@ def check_json_native(value: Any, path: str) -> None:
     if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = value[exc.start]
-            raise JobInputError(
-                f"{path} contains a lone surrogate (U+{ord(bad):04X}) at character {exc.start}: "
-                "not valid Unicode text"
-            ) from None
+        _check_text(value, path)
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -86,12 +79,24 @@ def check_json_native(value: Any, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise JobInputError(f"{path} has the key {key!r}: JSON object keys are strings")
+            _check_text(key, f"the key {key!r} of {path}")
             check_json_native(item, f"{path}[{key!r}]")
         return
     raise JobInputError(
         f"{path} is a {type(value).__name__} ({_short(repr(value))}): arguments must be "
         "JSON-native (str, int, float, bool, None, list, dict with str keys)"
     )
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise JobInputError(
+            f"{path} contains a lone surrogate (U+{ord(bad):04X}) at character {exc.start}: "
+            "not valid Unicode text"
+        ) from None
 
 
 def redacted(args: list[Any], positions: tuple[int, ...]) -> list[Any]:

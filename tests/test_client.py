@@ -66,6 +66,7 @@ def test_a_wrong_argument_count_names_the_arguments(client, redis_conn):
         ((1, {1: "x"}), r"args\[1\] has the key 1: JSON object keys are strings"),
         ((float("nan"), None), r"args\[0\] is nan: JSON has no NaN"),
         ((b"bytes", None), r"args\[0\] is a bytes"),
+        ((1, {"\udc00": 1}), r"the key '\\udc00' of args\[1\] contains a lone surrogate"),
     ],
 )
 def test_non_json_arguments_are_refused_with_their_path(client, redis_conn, args, message):
@@ -102,6 +103,10 @@ def test_perform_at_refuses_naive_datetimes_and_negative_delays(client):
         client.perform_at(datetime(2030, 1, 1), "PyEchoWorker", 1)
     with pytest.raises(JobInputError, match=r"the delay must be from 0 to 315,360,000 s"):
         client.perform_in(-1, "PyEchoWorker", 1)
+    with pytest.raises(JobInputError, match=r"a number of seconds or a timedelta, got '30'"):
+        client.perform_in("30", "PyEchoWorker", 1)
+    with pytest.raises(JobInputError, match=r"more than ten years ahead"):
+        client.perform_at(datetime(9999, 1, 1, tzinfo=UTC), "PyEchoWorker", 1)
 
 
 def test_perform_bulk_uses_one_round_trip_per_thousand_jobs(client, redis_conn):
