@@ -1,0 +1,73 @@
+"""The TypeScript and Ruby clients end to end: each enqueues a job for a Python, a Ruby and a
+TypeScript worker on a real `simbi-workers start`, and all six come back done with the
+text they were sent, emoji, right-to-left script and combining marks intact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from simbi_workers import catalog, client_catalog, keys
+from tests.conftest import free_port
+from tests.harness import ROOT, status, supervisor, wait_for
+
+TEXT = "héllo 👋 مرحبا שלום e\u0301 ñ 👩\u200d👩\u200d👧 🇫🇷"
+WORKERS = ["PyEchoWorker", "RbEchoWorker", "JsEchoWorker"]
+TS_CLIENT = ROOT / "clients" / "typescript" / "dist" / "src" / "index.js"
+
+# Each script enqueues one echo job per worker with {"text", "from"} and prints the ids.
+NODE_SCRIPT = """
+const client = require(process.argv[1]);
+(async () => {
+  const [text, workers] = [process.argv[2], JSON.parse(process.argv[3])];
+  const ids = [];
+  for (const worker of workers) ids.push(await client.performAsync(worker, { text, from: 'node' }));
+  console.log(JSON.stringify(ids));
+  await client.closeDefaultClient();
+})();
+"""
+RUBY_SCRIPT = """
+require "json"
+require "simbi_workers"
+text, workers = ARGV[0], JSON.parse(ARGV[1])
+puts JSON.generate(workers.map { |w| SimbiWorkers.perform_async(w, { "text" => text, "from" => "ruby" }) })
+"""
+
+
+@pytest.fixture
+def client_env(worker_env, test_catalog_path, tmp_path):
+    """The worker environment, with a client catalogue that knows the test workers."""
+    path = client_catalog.write_json(catalog.load(test_catalog_path), tmp_path / "catalog.json")
+    return {**worker_env, "SIMBI_CLIENT_CATALOG": str(path)}
+
+
+def enqueue_from(command: list[str], env: dict[str, str]) -> list[str]:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_node_and_ruby_clients_reach_workers_in_all_three_runtimes(client_env, redis_conn):
+    workers = json.dumps(WORKERS)
+    with supervisor(client_env, free_port(), "--processes", "1"):
+        node_ids = enqueue_from(
+            ["node", "-e", NODE_SCRIPT, str(TS_CLIENT), TEXT, workers], client_env
+        )
+        ruby_lib = str(ROOT / "clients" / "ruby" / "lib")
+        ruby_ids = enqueue_from(
+            ["ruby", "-I", ruby_lib, "-e", RUBY_SCRIPT, TEXT, workers], client_env
+        )
+
+        jobs = {**dict(zip(node_ids, ["node"] * 3)), **dict(zip(ruby_ids, ["ruby"] * 3))}
+        assert len(jobs) == 6
+        wait_for(lambda: all(status(redis_conn, job_id) == "finished" for job_id in jobs), 60)
+
+    for job_id, sender in jobs.items():
+        fields = redis_conn.hgetall(keys.job(job_id))
+        result = json.loads(fields[b"result"].decode("utf-8"))
+        assert result == {"text": TEXT, "from": sender}, fields[b"simbi_worker"]
+        assert result["text"].encode("utf-8") == TEXT.encode("utf-8")
+    workers_run = sorted(redis_conn.hget(keys.job(job_id), "simbi_worker") for job_id in jobs)
+    assert workers_run == sorted(w.encode() for w in WORKERS * 2)
