@@ -32,7 +32,8 @@ RUBY_SCRIPT = """
 require "json"
 require "simbi_workers"
 text, workers = ARGV[0], JSON.parse(ARGV[1])
-puts JSON.generate(workers.map { |w| SimbiWorkers.perform_async(w, { "text" => text, "from" => "ruby" }) })
+ids = workers.map { |w| SimbiWorkers.perform_async(w, { "text" => text, "from" => "ruby" }) }
+puts JSON.generate(ids)
 """
 
 
@@ -60,7 +61,7 @@ def test_node_and_ruby_clients_reach_workers_in_all_three_runtimes(client_env, r
             ["ruby", "-I", ruby_lib, "-e", RUBY_SCRIPT, TEXT, workers], client_env
         )
 
-        jobs = {**dict(zip(node_ids, ["node"] * 3)), **dict(zip(ruby_ids, ["ruby"] * 3))}
+        jobs = {job_id: "node" for job_id in node_ids} | {job_id: "ruby" for job_id in ruby_ids}
         assert len(jobs) == 6
         wait_for(lambda: all(status(redis_conn, job_id) == "finished" for job_id in jobs), 60)
 
