@@ -5,6 +5,7 @@ text they were sent, emoji, right-to-left script and combining marks intact."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -72,3 +73,37 @@ def test_node_and_ruby_clients_reach_workers_in_all_three_runtimes(client_env, r
         assert result["text"].encode("utf-8") == TEXT.encode("utf-8")
     workers_run = sorted(redis_conn.hget(keys.job(job_id), "simbi_worker") for job_id in jobs)
     assert workers_run == sorted(w.encode() for w in WORKERS * 2)
+
+
+def run_example(command: list[str], env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """The example's printed ids and its refusal line."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    ids_text, _, refusal = done.stdout.rpartition("refused: ")
+    return json.loads(ids_text), refusal.strip()
+
+
+def test_the_node_and_ruby_examples_enqueue_what_they_say(redis_url, redis_conn, tmp_path):
+    # The Node example resolves the client as an app that ran `npm install <path>` would.
+    modules = tmp_path / "node_modules"
+    modules.mkdir()
+    (modules / "simbi-workers-client").symlink_to(ROOT / "clients" / "typescript")
+    env = {**os.environ, "REDIS_URL": redis_url, "NODE_PATH": str(modules)}
+    env.pop("SIMBI_CLIENT_CATALOG", None)
+
+    node_ids, node_refusal = run_example(["node", "examples/node/enqueue.js"], env)
+    ruby_lib = str(ROOT / "clients" / "ruby" / "lib")
+    ruby_ids, ruby_refusal = run_example(["ruby", "-I", ruby_lib, "examples/ruby/enqueue.rb"], env)
+
+    for ids in (node_ids, ruby_ids):
+        workers = {
+            name: redis_conn.hget(keys.job(job_id), "simbi_worker") for name, job_id in ids.items()
+        }
+        assert workers == {
+            "slack": b"SlackNotifierWorker",
+            "tracked": b"MixpanelTrackWorker",
+            "event": b"UserEventTrackerWorker",
+            "later": b"SlackNotifierWorker",
+        }
+    assert node_refusal.startswith("unknown worker 'SlackNotifierWorkr' (did you mean")
+    assert ruby_refusal == "args[2] has the key :plan: JSON object keys are strings"
