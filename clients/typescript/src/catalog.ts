@@ -37,7 +37,7 @@ interface CatalogFile {
   workers: Record<string, { args: string[]; queue: string; timeout: number; unique: number | null; secret_args: string[] }>;
 }
 
-export function loadCatalog(file: string = process.env['SIMBI_CLIENT_CATALOG'] || DEFAULT_CATALOG): Catalog {
+export function loadCatalog(file: string = DEFAULT_CATALOG): Catalog {
   let raw: CatalogFile;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8')) as CatalogFile;

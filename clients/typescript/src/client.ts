@@ -48,7 +48,7 @@ export class Client<A extends ArgsTable<A> = WorkerArgs> {
 
   constructor(private readonly options: ClientOptions = {}) {
     const env = options.env ?? process.env;
-    this.catalog = loadCatalog(options.catalogFile ?? (env['SIMBI_CLIENT_CATALOG'] || undefined));
+    this.catalog = loadCatalog(options.catalogFile || env['SIMBI_CLIENT_CATALOG'] || undefined);
     this.settings = readSettings(this.catalog.settings, env);
     this.connection = options.redis;
     this.ownsConnection = !options.redis;
