@@ -79,6 +79,7 @@ test-clients-ruby: install
 lint: install
 	$(BIN)/ruff format --check simbi_workers tests benchmarks
 	$(BIN)/ruff check simbi_workers tests benchmarks
+	cd $(CLIENT_TS) && npx prettier --check src test
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py

@@ -34,7 +34,10 @@ export interface Catalog {
 interface CatalogFile {
   queues_file: string;
   settings: Record<string, number>;
-  workers: Record<string, { args: string[]; queue: string; timeout: number; unique: number | null; secret_args: string[] }>;
+  workers: Record<
+    string,
+    { args: string[]; queue: string; timeout: number; unique: number | null; secret_args: string[] }
+  >;
 }
 
 export function loadCatalog(file: string = DEFAULT_CATALOG): Catalog {
@@ -42,12 +45,21 @@ export function loadCatalog(file: string = DEFAULT_CATALOG): Catalog {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8')) as CatalogFile;
   } catch (error) {
-    throw new ClientSetupError(`${file}: cannot read the worker catalogue (${(error as Error).message})`);
+    throw new ClientSetupError(
+      `${file}: cannot read the worker catalogue (${(error as Error).message})`,
+    );
   }
   const workers = new Map<string, WorkerSpec>();
   for (const [name, spec] of Object.entries(raw.workers)) {
     const secretPositions = spec.secret_args.map((arg) => spec.args.indexOf(arg));
-    workers.set(name, { name, args: spec.args, queue: spec.queue, timeout: spec.timeout, unique: spec.unique, secretPositions });
+    workers.set(name, {
+      name,
+      args: spec.args,
+      queue: spec.queue,
+      timeout: spec.timeout,
+      unique: spec.unique,
+      secretPositions,
+    });
   }
   const queuesFile = path.resolve(path.dirname(file), raw.queues_file);
   return { queuesFile, workers, settings: raw.settings };

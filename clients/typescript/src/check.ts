@@ -13,18 +13,24 @@ export function findWorker(catalog: Catalog, worker: string): WorkerSpec {
   if (spec) return spec;
   const close = suggest(String(worker), [...catalog.workers.keys()]);
   const hint = close ? ` (did you mean ${close}?)` : '';
-  throw new JobInputError(`unknown worker ${pyRepr(String(worker))}${hint}: ${catalog.queuesFile} declares no such worker`);
+  throw new JobInputError(
+    `unknown worker ${pyRepr(String(worker))}${hint}: ` +
+      `${catalog.queuesFile} declares no such worker`,
+  );
 }
 
 export function checkArguments(spec: WorkerSpec, args: unknown[], maxPayloadBytes: number): void {
   if (args.length !== spec.args.length) {
     const names = spec.args.join(', ') || 'none';
-    throw new JobInputError(`${spec.name} takes ${spec.args.length} argument(s) (${names}), got ${args.length}`);
+    throw new JobInputError(
+      `${spec.name} takes ${spec.args.length} argument(s) (${names}), got ${args.length}`,
+    );
   }
   try {
     args.forEach((arg, index) => checkJsonNative(arg, `args[${index}]`));
   } catch (error) {
-    if (error instanceof RangeError) throw new JobInputError(`${spec.name}: the arguments are nested too deeply`);
+    if (error instanceof RangeError)
+      throw new JobInputError(`${spec.name}: the arguments are nested too deeply`);
     throw error;
   }
 
@@ -32,7 +38,8 @@ export function checkArguments(spec: WorkerSpec, args: unknown[], maxPayloadByte
   if (size > maxPayloadBytes) {
     throw new JobInputError(
       `${spec.name}: the arguments are ${thousands(size)} bytes as JSON, over the limit of ` +
-        `${thousands(maxPayloadBytes)} (SIMBI_MAX_PAYLOAD_BYTES); store large data elsewhere and pass its key`,
+        `${thousands(maxPayloadBytes)} (SIMBI_MAX_PAYLOAD_BYTES); ` +
+        'store large data elsewhere and pass its key',
     );
   }
 }
@@ -40,14 +47,17 @@ export function checkArguments(spec: WorkerSpec, args: unknown[], maxPayloadByte
 export function checkUniqueSeconds(value: unknown): void {
   if (value === undefined || value === null) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new JobInputError(`unique_seconds must be a positive whole number, got ${reprValue(value)}`);
+    throw new JobInputError(
+      `unique_seconds must be a positive whole number, got ${reprValue(value)}`,
+    );
   }
 }
 
 export function checkDelay(seconds: number): void {
   if (!(typeof seconds === 'number' && seconds >= 0 && seconds <= MAX_DELAY_SECONDS)) {
     throw new JobInputError(
-      `perform_in: the delay must be from 0 to ${thousands(MAX_DELAY_SECONDS)} s (ten years), got ${pyFloat(Number(seconds))} s`,
+      `perform_in: the delay must be from 0 to ${thousands(MAX_DELAY_SECONDS)} s (ten years), ` +
+        `got ${pyFloat(Number(seconds))} s`,
     );
   }
 }

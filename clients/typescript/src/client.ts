@@ -6,7 +6,13 @@
 import type { Redis } from 'ioredis';
 
 import { type Catalog, loadCatalog, type WorkerSpec } from './catalog.js';
-import { checkArguments, checkDelay, checkUniqueSeconds, epochSeconds, findWorker } from './check.js';
+import {
+  checkArguments,
+  checkDelay,
+  checkUniqueSeconds,
+  epochSeconds,
+  findWorker,
+} from './check.js';
 import { connect, runEnqueue } from './connection.js';
 import type { JsonValue } from './json.js';
 import { readSettings, type Settings } from './settings.js';
@@ -64,11 +70,19 @@ export class Client<A extends ArgsTable<A> = WorkerArgs> {
     return this.set({}).performAsync(worker, ...args);
   }
 
-  performIn<W extends keyof A & string>(seconds: number, worker: W, ...args: A[W]): Promise<string> {
+  performIn<W extends keyof A & string>(
+    seconds: number,
+    worker: W,
+    ...args: A[W]
+  ): Promise<string> {
     return this.set({}).performIn(seconds, worker, ...args);
   }
 
-  performAt<W extends keyof A & string>(when: Date | number, worker: W, ...args: A[W]): Promise<string> {
+  performAt<W extends keyof A & string>(
+    when: Date | number,
+    worker: W,
+    ...args: A[W]
+  ): Promise<string> {
     return this.set({}).performAt(when, worker, ...args);
   }
 
@@ -83,7 +97,12 @@ export class Client<A extends ArgsTable<A> = WorkerArgs> {
   }
 
   /** @internal Check every job, then write them in chunks of BULK_CHUNK. */
-  async enqueue(worker: string, batches: unknown[][], runAt: number | null, uniqueSeconds?: number): Promise<string[]> {
+  async enqueue(
+    worker: string,
+    batches: unknown[][],
+    runAt: number | null,
+    uniqueSeconds?: number,
+  ): Promise<string[]> {
     const spec = findWorker(this.catalog, worker);
     const window = uniqueSeconds || spec.unique || null;
     batches.forEach((args) => checkArguments(spec, args, this.settings.maxPayloadBytes));
@@ -96,15 +115,29 @@ export class Client<A extends ArgsTable<A> = WorkerArgs> {
     return ids;
   }
 
-  private async writeChunk(spec: WorkerSpec, chunk: JsonValue[][], runAt: number | null, window: number | null): Promise<string[]> {
+  private async writeChunk(
+    spec: WorkerSpec,
+    chunk: JsonValue[][],
+    runAt: number | null,
+    window: number | null,
+  ): Promise<string[]> {
     const now = rqNow();
     const jobs: Job[] = chunk.map((args) => ({
       id: newId(),
       lock: window ? uniqueLock(spec.name, args) : '',
       fields: jobFields(spec, args, now, this.settings),
     }));
-    const head = [spec.queue, runAt === null ? '' : String(runAt), window ? String(window) : '', now];
-    const argv = [...head, String(jobs[0]!.fields.length / 2), ...jobs.flatMap((job) => [job.id, job.lock, ...job.fields])];
+    const head = [
+      spec.queue,
+      runAt === null ? '' : String(runAt),
+      window ? String(window) : '',
+      now,
+    ];
+    const argv = [
+      ...head,
+      String(jobs[0]!.fields.length / 2),
+      ...jobs.flatMap((job) => [job.id, job.lock, ...job.fields]),
+    ];
     return runEnqueue(this.redis(), argv);
   }
 
@@ -126,18 +159,31 @@ export class Scoped<A extends ArgsTable<A>> {
     return (await this.client.enqueue(worker, [args], null, this.uniqueSeconds))[0]!;
   }
 
-  async performIn<W extends keyof A & string>(seconds: number, worker: W, ...args: A[W]): Promise<string> {
+  async performIn<W extends keyof A & string>(
+    seconds: number,
+    worker: W,
+    ...args: A[W]
+  ): Promise<string> {
     checkDelay(seconds);
     const runAt = Date.now() / 1000 + seconds;
     return (await this.client.enqueue(worker, [args], runAt, this.uniqueSeconds))[0]!;
   }
 
-  async performAt<W extends keyof A & string>(when: Date | number, worker: W, ...args: A[W]): Promise<string> {
+  async performAt<W extends keyof A & string>(
+    when: Date | number,
+    worker: W,
+    ...args: A[W]
+  ): Promise<string> {
     const runAt = epochSeconds(when);
     return (await this.client.enqueue(worker, [args], runAt, this.uniqueSeconds))[0]!;
   }
 
   performBulk<W extends keyof A & string>(worker: W, argsList: Array<A[W]>): Promise<string[]> {
-    return this.client.enqueue(worker, argsList.map((args) => [...args]), null, this.uniqueSeconds);
+    return this.client.enqueue(
+      worker,
+      argsList.map((args) => [...args]),
+      null,
+      this.uniqueSeconds,
+    );
   }
 }

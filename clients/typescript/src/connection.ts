@@ -16,13 +16,19 @@ const ENQUEUE_LUA = path.join(REPO_ROOT, 'simbi_workers', 'lua', 'enqueue.lua');
 
 export function connect(url: string | undefined, env: NodeJS.ProcessEnv): Redis {
   const target = url || env['REDIS_URL'];
-  if (target) return target.startsWith('unix://') ? new Redis({ path: target.slice('unix://'.length) }) : new Redis(target);
+  if (target)
+    return target.startsWith('unix://')
+      ? new Redis({ path: target.slice('unix://'.length) })
+      : new Redis(target);
 
-  const varDir = env['SIMBI_VAR_DIR'] ? path.resolve(env['SIMBI_VAR_DIR']) : path.join(REPO_ROOT, 'var');
+  const varDir = env['SIMBI_VAR_DIR']
+    ? path.resolve(env['SIMBI_VAR_DIR'])
+    : path.join(REPO_ROOT, 'var');
   const socket = path.join(varDir, 'redis', 'redis.sock');
   if (!existsSync(socket)) {
     throw new ClientSetupError(
-      `REDIS_URL is not set and no local Redis is running at ${socket}: run \`simbi-workers start\` (it starts one), or set REDIS_URL`,
+      `REDIS_URL is not set and no local Redis is running at ${socket}: ` +
+        'run `simbi-workers start` (it starts one), or set REDIS_URL',
     );
   }
   return new Redis({ path: socket });
@@ -36,7 +42,9 @@ function enqueueScript(): { source: string; sha: string } {
     try {
       source = readFileSync(ENQUEUE_LUA, 'utf8');
     } catch (error) {
-      throw new ClientSetupError(`${ENQUEUE_LUA}: cannot read the enqueue script (${(error as Error).message})`);
+      throw new ClientSetupError(
+        `${ENQUEUE_LUA}: cannot read the enqueue script (${(error as Error).message})`,
+      );
     }
     script = { source, sha: createHash('sha1').update(source).digest('hex') };
   }

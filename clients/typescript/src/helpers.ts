@@ -14,9 +14,15 @@ type Table = Readonly<Record<string, WorkerName>>;
 export type Helpers<T extends Table> = {
   [K in keyof T]: (...args: WorkerArgs[T[K]]) => Promise<string>;
 } & {
-  [K in keyof T as `${K & string}In`]: (seconds: number, ...args: WorkerArgs[T[K]]) => Promise<string>;
+  [K in keyof T as `${K & string}In`]: (
+    seconds: number,
+    ...args: WorkerArgs[T[K]]
+  ) => Promise<string>;
 } & {
-  [K in keyof T as `${K & string}At`]: (when: Date | number, ...args: WorkerArgs[T[K]]) => Promise<string>;
+  [K in keyof T as `${K & string}At`]: (
+    when: Date | number,
+    ...args: WorkerArgs[T[K]]
+  ) => Promise<string>;
 };
 
 type AnyCall = (...args: never[]) => Promise<string>;
@@ -29,8 +35,10 @@ export function helpers<T extends Table>(table: T, client: () => Client): Helper
     // The types above check each call; inside, the worker is one name of the table.
     const untyped = () => client() as unknown as Untyped;
     namespace[method] = (...args: JsonValue[]) => untyped().performAsync(worker, ...args);
-    namespace[`${method}In`] = (seconds: number, ...args: JsonValue[]) => untyped().performIn(seconds, worker, ...args);
-    namespace[`${method}At`] = (when: Date | number, ...args: JsonValue[]) => untyped().performAt(when, worker, ...args);
+    namespace[`${method}In`] = (seconds: number, ...args: JsonValue[]) =>
+      untyped().performIn(seconds, worker, ...args);
+    namespace[`${method}At`] = (when: Date | number, ...args: JsonValue[]) =>
+      untyped().performAt(when, worker, ...args);
   }
   return namespace as unknown as Helpers<T>;
 }

@@ -29,20 +29,35 @@ export async function closeDefaultClient(): Promise<void> {
   defaultClient = undefined;
 }
 
-export function performAsync<W extends WorkerName>(worker: W, ...args: WorkerArgs[W]): Promise<string> {
+export function performAsync<W extends WorkerName>(
+  worker: W,
+  ...args: WorkerArgs[W]
+): Promise<string> {
   return getDefaultClient().performAsync(worker, ...args);
 }
 
-export function performIn<W extends WorkerName>(seconds: number, worker: W, ...args: WorkerArgs[W]): Promise<string> {
+export function performIn<W extends WorkerName>(
+  seconds: number,
+  worker: W,
+  ...args: WorkerArgs[W]
+): Promise<string> {
   return getDefaultClient().performIn(seconds, worker, ...args);
 }
 
-export function performAt<W extends WorkerName>(when: Date | number, worker: W, ...args: WorkerArgs[W]): Promise<string> {
+export function performAt<W extends WorkerName>(
+  when: Date | number,
+  worker: W,
+  ...args: WorkerArgs[W]
+): Promise<string> {
   return getDefaultClient().performAt(when, worker, ...args);
 }
 
-export function performBulk<W extends WorkerName>(worker: W, argsList: Array<WorkerArgs[W]>): Promise<string[]> {
+export function performBulk<W extends WorkerName>(
+  worker: W,
+  argsList: Array<WorkerArgs[W]>,
+): Promise<string[]> {
   return getDefaultClient().performBulk(worker, argsList);
 }
 
-export const { Emails, Notifications, Slack, Images, Analytics, Scores, Users, Search } = categoriesFor(getDefaultClient);
+export const { Emails, Notifications, Slack, Images, Analytics, Scores, Users, Search } =
+  categoriesFor(getDefaultClient);

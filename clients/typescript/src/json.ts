@@ -9,7 +9,8 @@
  */
 import { JobInputError } from './errors.js';
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 const DESCRIPTION_ARG_CHARS = 60;
 
@@ -27,7 +28,9 @@ export function pyDumps(value: JsonValue, options: DumpOptions = {}): string {
 
   const names = Object.keys(value);
   if (options.sortKeys) names.sort(compareCodePoints);
-  const entries = names.map((name) => `${JSON.stringify(name)}${key}${pyDumps(value[name]!, options)}`);
+  const entries = names.map(
+    (name) => `${JSON.stringify(name)}${key}${pyDumps(value[name]!, options)}`,
+  );
   return `{${entries.join(item)}}`;
 }
 
@@ -76,7 +79,12 @@ export function pyRepr(text: string): string {
 }
 
 const NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
-const SHORT_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const SHORT_ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+};
 
 function reprChar(char: string, quote: string): string {
   if (char === quote) return `\\${char}`;
@@ -102,7 +110,8 @@ export function checkJsonNative(value: unknown, path: string): void {
     return;
   }
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new JobInputError(`${path} is ${pyFloat(value)}: JSON has no NaN or infinity`);
+    if (!Number.isFinite(value))
+      throw new JobInputError(`${path} is ${pyFloat(value)}: JSON has no NaN or infinity`);
     return;
   }
   if (Array.isArray(value)) {
@@ -110,7 +119,8 @@ export function checkJsonNative(value: unknown, path: string): void {
     return;
   }
   if (isPlainObject(value)) {
-    for (const [key, item] of Object.entries(value)) checkJsonNative(item, `${path}[${pyRepr(key)}]`);
+    for (const [key, item] of Object.entries(value))
+      checkJsonNative(item, `${path}[${pyRepr(key)}]`);
     return;
   }
   throw new JobInputError(
@@ -126,7 +136,8 @@ function checkUnicode(text: string, path: string): void {
     if (code >= 0xd800 && code <= 0xdfff) {
       const hex = code.toString(16).toUpperCase().padStart(4, '0');
       throw new JobInputError(
-        `${path} contains a lone surrogate (U+${hex}) at character ${index}: not valid Unicode text`,
+        `${path} contains a lone surrogate (U+${hex}) at character ${index}: ` +
+          'not valid Unicode text',
       );
     }
     index++;

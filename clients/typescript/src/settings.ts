@@ -15,13 +15,19 @@ export function readSettings(defaults: Record<string, number>, env: NodeJS.Proce
   };
 }
 
-function readNumber(name: string, defaults: Record<string, number>, env: NodeJS.ProcessEnv): number {
+function readNumber(
+  name: string,
+  defaults: Record<string, number>,
+  env: NodeJS.ProcessEnv,
+): number {
   const text = env[name];
   if (text === undefined || text === '') {
     const fallback = defaults[name];
-    if (fallback === undefined) throw new ClientSetupError(`the worker catalogue has no default for ${name}`);
+    if (fallback === undefined)
+      throw new ClientSetupError(`the worker catalogue has no default for ${name}`);
     return fallback;
   }
-  if (!/^\d+$/.test(text.trim())) throw new ClientSetupError(`${name} must be a whole number, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text.trim()))
+    throw new ClientSetupError(`${name} must be a whole number, got ${JSON.stringify(text)}`);
   return Number(text.trim());
 }

@@ -42,17 +42,31 @@ export function uniqueLock(worker: string, args: JsonValue[]): string {
 }
 
 /** The job hash fields this client writes, in the order the Python client writes them. */
-export function jobFields(spec: WorkerSpec, args: JsonValue[], now: string, ttls: Ttls): Array<string | Buffer> {
+export function jobFields(
+  spec: WorkerSpec,
+  args: JsonValue[],
+  now: string,
+  ttls: Ttls,
+): Array<string | Buffer> {
   const data = pyDumps([FUNC_PREFIX + spec.name, null, args, {}]);
   return [
-    'created_at', now,
-    'data', deflateSync(Buffer.from(data, 'utf8')),
-    'description', describe(spec, args),
-    'origin', spec.queue,
-    'timeout', String(spec.timeout),
-    'result_ttl', String(ttls.resultTtl),
-    'failure_ttl', String(ttls.failureTtl),
-    'simbi_worker', spec.name,
-    'simbi_attempt', '0',
+    'created_at',
+    now,
+    'data',
+    deflateSync(Buffer.from(data, 'utf8')),
+    'description',
+    describe(spec, args),
+    'origin',
+    spec.queue,
+    'timeout',
+    String(spec.timeout),
+    'result_ttl',
+    String(ttls.resultTtl),
+    'failure_ttl',
+    String(ttls.failureTtl),
+    'simbi_worker',
+    spec.name,
+    'simbi_attempt',
+    '0',
   ];
 }

@@ -24,18 +24,30 @@ const untyped = () => client as unknown as Client<Record<string, JsonValue[]>>;
 
 for (const [value, message] of [
   [Number.NaN, 'args[2] is nan: JSON has no NaN or infinity'],
-  [{ when: new Date(0) }, "args[2]['when'] is a Date (1970-01-01T00:00:00.000Z): arguments must be JSON-native"],
-  [{ tags: [1, new Set([3])] }, "args[2]['tags'][1] is a Set ([object Set]): arguments must be JSON-native"],
-  [{ missing: undefined }, "args[2]['missing'] is a undefined (undefined): arguments must be JSON-native"],
+  [
+    { when: new Date(0) },
+    "args[2]['when'] is a Date (1970-01-01T00:00:00.000Z): arguments must be JSON-native",
+  ],
+  [
+    { tags: [1, new Set([3])] },
+    "args[2]['tags'][1] is a Set ([object Set]): arguments must be JSON-native",
+  ],
+  [
+    { missing: undefined },
+    "args[2]['missing'] is a undefined (undefined): arguments must be JSON-native",
+  ],
   [10n, 'args[2] is a bigint (10): arguments must be JSON-native'],
 ] as Array<[unknown, string]>) {
   test(`refuses ${message.split(':')[0]} with its path`, async () => {
     await redis.connection.flushdb();
-    await assert.rejects(untyped().performAsync('MixpanelTrackWorker', '7', 'event', value as JsonValue), (error: Error) => {
-      assert.ok(error instanceof JobInputError);
-      assert.ok(error.message.startsWith(message), error.message);
-      return true;
-    });
+    await assert.rejects(
+      untyped().performAsync('MixpanelTrackWorker', '7', 'event', value as JsonValue),
+      (error: Error) => {
+        assert.ok(error instanceof JobInputError);
+        assert.ok(error.message.startsWith(message), error.message);
+        return true;
+      },
+    );
     assert.equal(await redis.connection.dbsize(), 0);
   });
 }

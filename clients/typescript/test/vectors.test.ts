@@ -62,7 +62,8 @@ async function dump(connection: Redis): Promise<Record<string, unknown>> {
     if (type === 'hash') entry['fields'] = hashFields(await connection.hgetallBuffer(key));
     if (type === 'list') entry['items'] = await connection.lrange(key, 0, -1);
     if (type === 'set') entry['members'] = (await connection.smembers(key)).sort();
-    if (type === 'zset') entry['members'] = pairs(await connection.zrange(key, 0, -1, 'WITHSCORES'));
+    if (type === 'zset')
+      entry['members'] = pairs(await connection.zrange(key, 0, -1, 'WITHSCORES'));
     state[key] = entry;
   }
   return state;
@@ -71,7 +72,8 @@ async function dump(connection: Redis): Promise<Record<string, unknown>> {
 function hashFields(raw: Record<string, Buffer>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(raw)) {
-    fields[name] = name === 'data' ? { zlib: inflateSync(value).toString('utf8') } : value.toString('utf8');
+    fields[name] =
+      name === 'data' ? { zlib: inflateSync(value).toString('utf8') } : value.toString('utf8');
   }
   return fields;
 }
@@ -85,7 +87,10 @@ function pairs(flat: string[]): Array<[string, number]> {
 function normalize(value: unknown, ids: string[]): unknown {
   if (Array.isArray(value)) return value.map((item) => normalize(item, ids));
   if (value && typeof value === 'object') {
-    const entries = Object.entries(value).map(([key, item]) => [normalize(key, ids), normalize(item, ids)]);
+    const entries = Object.entries(value).map(([key, item]) => [
+      normalize(key, ids),
+      normalize(item, ids),
+    ]);
     return Object.fromEntries(entries);
   }
   if (typeof value !== 'string') return value;
@@ -94,8 +99,15 @@ function normalize(value: unknown, ids: string[]): unknown {
 }
 
 async function runCase(vector: Case): Promise<Record<string, unknown>> {
-  const env = { ...process.env, ...Object.fromEntries(Object.entries(vector.settings ?? {}).map(([k, v]) => [k, String(v)])) };
-  const client: Untyped = new Client({ redis: redis.connection, catalogFile: DEFAULT_CATALOG, env });
+  const env = {
+    ...process.env,
+    ...Object.fromEntries(Object.entries(vector.settings ?? {}).map(([k, v]) => [k, String(v)])),
+  };
+  const client: Untyped = new Client({
+    redis: redis.connection,
+    catalogFile: DEFAULT_CATALOG,
+    env,
+  });
   const returns: Array<string | string[]> = [];
   try {
     for (const call of vector.calls) returns.push(await perform(client, call));
