@@ -11,6 +11,7 @@
 require_relative "simbi_workers/client"
 require_relative "simbi_workers/proxies"
 
+# The default client and the module-level calls that use it.
 module SimbiWorkers
   @default_client_lock = Mutex.new
 
@@ -25,11 +26,11 @@ module SimbiWorkers
     @default_client_lock.synchronize { @default_client = client }
   end
 
-  def set(unique_seconds: nil) = default_client.set(unique_seconds: unique_seconds)
+  def set(unique_seconds: nil) = default_client.set(unique_seconds:)
   def perform_async(worker, *args) = default_client.perform_async(worker, *args)
   def perform_in(delay, worker, *args) = default_client.perform_in(delay, worker, *args)
   def perform_at(time, worker, *args) = default_client.perform_at(time, worker, *args)
   def perform_bulk(worker, args_list) = default_client.perform_bulk(worker, args_list)
 end
 
-SimbiWorkers.define_proxies(SimbiWorkers::Catalog.load(ENV["SIMBI_CLIENT_CATALOG"]))
+SimbiWorkers.define_proxies(SimbiWorkers::Catalog.load(ENV.fetch("SIMBI_CLIENT_CATALOG", nil)))

@@ -13,7 +13,7 @@ module TestRedis
   end
 
   def connection
-    @connection ||= Redis.new(url: url)
+    @connection ||= Redis.new(url:)
   end
 
   def start

@@ -9,7 +9,8 @@ require "redis_server"
 class TestClient < Minitest::Test
   def setup
     TestRedis.connection.flushdb
-    @client = SimbiWorkers::Client.new(redis: TestRedis.connection, catalog_file: SimbiWorkers::Catalog::DEFAULT_FILE)
+    @client = SimbiWorkers::Client.new(redis: TestRedis.connection,
+                                       catalog_file: SimbiWorkers::Catalog::DEFAULT_FILE)
     SimbiWorkers.default_client = @client
   end
 
@@ -19,10 +20,13 @@ class TestClient < Minitest::Test
 
   {
     { when: 1 } => "args[2] has the key :when: JSON object keys are strings",
-    { "at" => Time.at(0).utc } => "args[2]['at'] is a Time (1970-01-01 00:00:00 UTC): arguments must be JSON-native",
-    { "tags" => [1, :vip] } => "args[2]['tags'][1] is a Symbol (:vip): arguments must be JSON-native",
+    { "at" => Time.at(0).utc } =>
+      "args[2]['at'] is a Time (1970-01-01 00:00:00 UTC): arguments must be JSON-native",
+    { "tags" => [1,
+                 :vip] } => "args[2]['tags'][1] is a Symbol (:vip): arguments must be JSON-native",
     { "x" => Float::NAN } => "args[2]['x'] is nan: JSON has no NaN or infinity",
-    { "bytes" => "\xff".b } => "args[2]['bytes'] is not valid UTF-8 text (\"\\xFF\"): arguments must be JSON-native"
+    { "bytes" => "\xff".b } =>
+      "args[2]['bytes'] is not valid UTF-8 text (\"\\xFF\"): arguments must be JSON-native"
   }.each do |value, message|
     define_method("test_refuses #{message.split(':').first} with its path") do
       error = assert_raises(SimbiWorkers::JobInputError) do
@@ -36,7 +40,8 @@ class TestClient < Minitest::Test
   def test_a_binary_string_that_is_valid_utf8_is_sent_as_text
     id = @client.perform_async("SlackNotifierWorker", "signups", nil, "héllo".b)
 
-    assert_equal 'SlackNotifierWorker("signups", null, "héllo")', TestRedis.connection.hget("rq:job:#{id}", "description")
+    assert_equal 'SlackNotifierWorker("signups", null, "héllo")',
+                 TestRedis.connection.hget("rq:job:#{id}", "description")
   end
 
   def test_a_proxy_class_keeps_a_sidekiq_call_site_working

@@ -27,8 +27,9 @@ class TestVectors < Minitest::Test
 
   def run_case(vector)
     env = ENV.to_h.merge(vector.fetch("settings", {}).transform_values(&:to_s))
-    client = SimbiWorkers::Client.new(redis: TestRedis.connection, catalog_file: SimbiWorkers::Catalog::DEFAULT_FILE,
-                                      env: env)
+    client = SimbiWorkers::Client.new(redis: TestRedis.connection,
+                                      catalog_file: SimbiWorkers::Catalog::DEFAULT_FILE,
+                                      env:)
     returns = []
     begin
       vector["calls"].each { |call| returns << perform(client, call) }
@@ -61,7 +62,9 @@ class TestVectors < Minitest::Test
   def contents(redis, key, type)
     case type
     when "string" then { "value" => redis.get(key) }
-    when "hash" then { "fields" => redis.hgetall(key).to_h { |name, value| [name, field(name, value)] } }
+    when "hash" then { "fields" => redis.hgetall(key).to_h do |name, value|
+                                     [name, field(name, value)]
+                                   end }
     when "list" then { "items" => redis.lrange(key, 0, -1) }
     when "set" then { "members" => redis.smembers(key).sort }
     when "zset" then { "members" => redis.zrange(key, 0, -1, with_scores: true) }
@@ -74,14 +77,17 @@ class TestVectors < Minitest::Test
     value.force_encoding("UTF-8")
   end
 
+  def normalize_text(text, ids)
+    return "{now}" if RQ_TIME.match?(text)
+
+    ids.each_with_index.reduce(text) { |out, (id, index)| out.gsub(id, "{id#{index}}") }
+  end
+
   def normalize(value, ids)
     case value
     when Hash then value.to_h { |key, item| [normalize(key, ids), normalize(item, ids)] }
     when Array then value.map { |item| normalize(item, ids) }
-    when String
-      return "{now}" if RQ_TIME.match?(value)
-
-      ids.each_with_index.reduce(value) { |text, (id, index)| text.gsub(id, "{id#{index}}") }
+    when String then normalize_text(value, ids)
     else value
     end
   end

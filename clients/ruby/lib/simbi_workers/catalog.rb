@@ -11,7 +11,8 @@ module SimbiWorkers
     REPO_ROOT = File.expand_path("../../../..", __dir__)
     DEFAULT_FILE = File.join(REPO_ROOT, "clients", "catalog.json")
 
-    Worker = Struct.new(:name, :args, :queue, :timeout, :unique, :secret_positions, keyword_init: true)
+    Worker = Struct.new(:name, :args, :queue, :timeout, :unique, :secret_positions,
+                        keyword_init: true)
 
     attr_reader :queues_file, :workers, :settings
 
@@ -32,7 +33,7 @@ module SimbiWorkers
 
     def worker(name, spec)
       positions = spec["secret_args"].map { |arg| spec["args"].index(arg) }
-      Worker.new(name: name, args: spec["args"], queue: spec["queue"], timeout: spec["timeout"],
+      Worker.new(name:, args: spec["args"], queue: spec["queue"], timeout: spec["timeout"],
                  unique: spec["unique"], secret_positions: positions)
     end
   end

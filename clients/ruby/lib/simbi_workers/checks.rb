@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "errors"
+require_relative "json_check"
 require_relative "json_text"
 
 module SimbiWorkers
@@ -17,28 +18,38 @@ module SimbiWorkers
 
       close = suggest(worker.to_s, catalog.workers.keys)
       hint = close ? " (did you mean #{close}?)" : ""
-      raise JobInputError,
-            "unknown worker #{JsonText.py_repr(worker.to_s)}#{hint}: #{catalog.queues_file} declares no such worker"
+      raise JobInputError, "unknown worker #{JsonText.py_repr(worker.to_s)}#{hint}: " \
+                           "#{catalog.queues_file} declares no such worker"
     end
 
     # The arguments with every string in UTF-8, or JobInputError saying what is wrong.
     def check_arguments(spec, args, max_payload_bytes)
-      if args.length != spec.args.length
-        names = spec.args.empty? ? "none" : spec.args.join(", ")
-        raise JobInputError, "#{spec.name} takes #{spec.args.length} argument(s) (#{names}), got #{args.length}"
-      end
+      check_count(spec, args)
       checked = check_json(spec, args)
+      check_size(spec, checked, max_payload_bytes)
+      checked
+    end
 
-      size = JsonText.dump(checked).bytesize
-      return checked if size <= max_payload_bytes
+    def check_count(spec, args)
+      return if args.length == spec.args.length
+
+      names = spec.args.empty? ? "none" : spec.args.join(", ")
+      raise JobInputError,
+            "#{spec.name} takes #{spec.args.length} argument(s) (#{names}), got #{args.length}"
+    end
+
+    def check_size(spec, args, max_payload_bytes)
+      size = JsonText.dump(args).bytesize
+      return if size <= max_payload_bytes
 
       raise JobInputError,
             "#{spec.name}: the arguments are #{thousands(size)} bytes as JSON, over the limit of " \
-            "#{thousands(max_payload_bytes)} (SIMBI_MAX_PAYLOAD_BYTES); store large data elsewhere and pass its key"
+            "#{thousands(max_payload_bytes)} (SIMBI_MAX_PAYLOAD_BYTES); " \
+            "store large data elsewhere and pass its key"
     end
 
     def check_json(spec, args)
-      args.each_with_index.map { |arg, index| JsonText.check(arg, "args[#{index}]") }
+      args.each_with_index.map { |arg, index| JsonCheck.check(arg, "args[#{index}]") }
     rescue SystemStackError
       raise JobInputError, "#{spec.name}: the arguments are nested too deeply"
     end
@@ -49,14 +60,14 @@ module SimbiWorkers
       raise JobInputError, "unique_seconds must be a positive whole number, got #{repr(value)}"
     end
 
-    # Seconds from a number or anything with to_f that is not a time (ActiveSupport::Duration).
+    # Seconds from a number, or from anything else with to_f (ActiveSupport::Duration).
     def delay_seconds(delay)
       seconds = delay.respond_to?(:to_f) && !delay.is_a?(String) ? delay.to_f : nil
       return seconds if seconds && seconds >= 0 && seconds <= MAX_DELAY_SECONDS
 
       got = seconds ? JsonText.py_float(seconds) : repr(delay)
-      raise JobInputError,
-            "perform_in: the delay must be from 0 to #{thousands(MAX_DELAY_SECONDS)} s (ten years), got #{got} s"
+      raise JobInputError, "perform_in: the delay must be from 0 to " \
+                           "#{thousands(MAX_DELAY_SECONDS)} s (ten years), got #{got} s"
     end
 
     # Unix seconds from a Time (or DateTime, ActiveSupport::TimeWithZone) or a number.
@@ -78,22 +89,28 @@ module SimbiWorkers
       best_distance = (name.length / 3) + 1
       known.each do |candidate|
         distance = edit_distance(name.downcase, candidate.downcase)
-        best, best_distance = candidate, distance if distance < best_distance
+        if distance < best_distance
+          best = candidate
+          best_distance = distance
+        end
       end
       best
     end
 
     def edit_distance(left, right)
       previous = (0..right.length).to_a
-      left.each_char.with_index(1) do |char_a, i|
-        current = [i]
-        right.each_char.with_index(1) do |char_b, j|
-          cost = char_a == char_b ? 0 : 1
-          current << [previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost].min
-        end
-        previous = current
-      end
+      left.each_char.with_index(1) { |char, i| previous = next_row(previous, char, i, right) }
       previous.last
+    end
+
+    # Row i of the edit-distance table, from row i - 1 and the i-th character of the left.
+    def next_row(previous, char, index, right)
+      current = [index]
+      right.each_char.with_index(1) do |other, j|
+        cost = char == other ? 0 : 1
+        current << [previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost].min
+      end
+      current
     end
 
     def thousands(value)

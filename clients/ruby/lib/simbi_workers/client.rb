@@ -48,22 +48,27 @@ module SimbiWorkers
     def enqueue(worker, batches, run_at, unique_seconds)
       spec = Checks.find_worker(@catalog, worker)
       window = unique_seconds || spec.unique
-      checked = batches.map { |args| Checks.check_arguments(spec, args.to_a, @settings[:max_payload_bytes]) }
+      checked = batches.map do |args|
+        Checks.check_arguments(spec, args.to_a, @settings[:max_payload_bytes])
+      end
 
       checked.each_slice(BULK_CHUNK).flat_map { |chunk| write_chunk(spec, chunk, run_at, window) }
     end
 
     private
 
+    # One enqueue.lua call: the head of its ARGV, then per job its id, lock and fields.
     def write_chunk(spec, chunk, run_at, window)
       now = Wire.rq_now
-      rows = chunk.map do |args|
-        lock = window ? Wire.unique_lock(spec.name, args) : ""
-        [Wire.new_id, lock, *Wire.job_fields(spec, args, now, @settings)]
-      end
+      rows = chunk.map { |args| row(spec, args, now, window) }
       pairs = (rows.first.length - 2) / 2
       head = [spec.queue, run_at.nil? ? "" : run_at.to_s, window.to_s, now, pairs.to_s]
       Connection.run_enqueue(redis, head + rows.flatten)
+    end
+
+    def row(spec, args, now, window)
+      lock = window ? Wire.unique_lock(spec.name, args) : ""
+      [Wire.new_id, lock, *Wire.job_fields(spec, args, now, @settings)]
     end
 
     # Connected on first use, so a bad call is refused even when Redis is down.

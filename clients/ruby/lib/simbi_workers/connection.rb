@@ -18,13 +18,17 @@ module SimbiWorkers
       target = url || env["REDIS_URL"]
       return Redis.new(url: target) if target && !target.empty?
 
-      var_dir = env["SIMBI_VAR_DIR"].to_s.empty? ? File.join(Catalog::REPO_ROOT, "var") : File.expand_path(env["SIMBI_VAR_DIR"])
+      Redis.new(path: local_socket(env))
+    end
+
+    def local_socket(env)
+      var_dir = env["SIMBI_VAR_DIR"].to_s
+      var_dir = var_dir.empty? ? File.join(Catalog::REPO_ROOT, "var") : File.expand_path(var_dir)
       socket = File.join(var_dir, "redis", "redis.sock")
-      unless File.exist?(socket)
-        raise ClientSetupError, "REDIS_URL is not set and no local Redis is running at #{socket}: " \
-                                "run `simbi-workers start` (it starts one), or set REDIS_URL"
-      end
-      Redis.new(path: socket)
+      return socket if File.exist?(socket)
+
+      raise ClientSetupError, "REDIS_URL is not set and no local Redis is running at #{socket}: " \
+                              "run `simbi-workers start` (it starts one), or set REDIS_URL"
     end
 
     def script
@@ -39,11 +43,11 @@ module SimbiWorkers
     # EVALSHA, and EVAL once when this Redis has not seen the script yet.
     def run_enqueue(redis, argv)
       source, sha = script
-      redis.evalsha(sha, argv: argv)
+      redis.evalsha(sha, argv:)
     rescue Redis::CommandError => e
       raise unless e.message.start_with?("NOSCRIPT")
 
-      redis.eval(source, argv: argv)
+      redis.eval(source, argv:)
     end
   end
 end

@@ -1,32 +1,40 @@
 # frozen_string_literal: true
 
 require "json"
-require_relative "errors"
 
 module SimbiWorkers
   # JSON as the Python client writes it (json.dumps with ensure_ascii=False), so that a
   # job's payload, description, size and unique digest are the same bytes from every
-  # client; and the check that refuses what JSON cannot carry, naming the offending path.
+  # client; and Python's repr of a str or a float, as its messages show them.
   module JsonText
     DESCRIPTION_ARG_CHARS = 60
     NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/
     SHORT_ESCAPES = { "\\" => "\\\\", "\n" => "\\n", "\r" => "\\r", "\t" => "\\t" }.freeze
-    NATIVE = "arguments must be JSON-native (str, int, float, bool, None, list, dict with str keys)"
 
     module_function
 
     def dump(value, sort_keys: false, compact: false)
-      item, key = compact ? [",", ":"] : [", ", ": "]
       case value
       when nil then "null"
       when true, false, Integer then value.to_s
       when Float then py_float(value)
       when String then JSON.generate(value)
-      when Array then "[#{value.map { |v| dump(v, sort_keys: sort_keys, compact: compact) }.join(item)}]"
-      else
-        names = sort_keys ? value.keys.sort : value.keys # byte order of UTF-8 is code point order
-        "{#{names.map { |n| "#{JSON.generate(n)}#{key}#{dump(value[n], sort_keys: sort_keys, compact: compact)}" }.join(item)}}"
+      else dump_container(value, sort_keys, compact)
       end
+    end
+
+    def dump_container(value, sort_keys, compact)
+      return dump_object(value, sort_keys, compact) unless value.is_a?(Array)
+
+      "[#{value.map { |item| dump(item, sort_keys:, compact:) }.join(compact ? ',' : ', ')}]"
+    end
+
+    def dump_object(value, sort_keys, compact)
+      names = sort_keys ? value.keys.sort : value.keys # UTF-8 byte order is code point order
+      entries = names.map do |name|
+        "#{JSON.generate(name)}#{compact ? ':' : ': '}#{dump(value[name], sort_keys:, compact:)}"
+      end
+      "{#{entries.join(compact ? ',' : ', ')}}"
     end
 
     # Python's repr of a float: shortest digits, exponent form below 1e-4 or from 1e16.
@@ -36,25 +44,19 @@ module SimbiWorkers
 
       digits, point = shortest_digits(value.abs)
       sign = value.negative? ? "-" : ""
-      return sign + fixed(digits, point) if point > -4 && point <= 16
-
-      head = digits.length > 1 ? "#{digits[0]}.#{digits[1..]}" : digits
-      exponent = point - 1
-      format("%<sign>s%<head>se%<esign>s%<magnitude>02d",
-             sign: sign, head: head, esign: exponent.negative? ? "-" : "+", magnitude: exponent.abs)
+      sign + (point > -4 && point <= 16 ? fixed(digits, point) : scientific(digits, point))
     end
 
     # Float#to_s gives the shortest digits that read back the same, as Python's repr;
-    # only where it switches to an exponent differs.
+    # only where it switches to an exponent differs. Returns the digits and how many of
+    # them stand before the decimal point.
     def shortest_digits(value)
       mantissa, exponent = value.to_s.split("e")
       whole, fraction = mantissa.split(".")
-      digits = whole + fraction.to_s
-      point = whole.length + exponent.to_i
-      stripped = digits.sub(/\A0+/, "")
-      point -= digits.length - stripped.length
-      stripped = stripped.sub(/0+\z/, "")
-      stripped.empty? ? ["0", 1] : [stripped, point]
+      all = whole + fraction.to_s
+      point = whole.length + exponent.to_i - all[/\A0*/].length
+      digits = all.gsub(/\A0+|0+\z/, "")
+      digits.empty? ? ["0", 1] : [digits, point]
     end
 
     def fixed(digits, point)
@@ -62,6 +64,13 @@ module SimbiWorkers
       return "#{digits}#{'0' * (point - digits.length)}.0" if point >= digits.length
 
       "#{digits[0, point]}.#{digits[point..]}"
+    end
+
+    def scientific(digits, point)
+      head = digits.length > 1 ? "#{digits[0]}.#{digits[1..]}" : digits
+      exponent = point - 1
+      format("%<head>se%<sign>s%<magnitude>02d",
+             head:, sign: exponent.negative? ? "-" : "+", magnitude: exponent.abs)
     end
 
     # Python's repr of a str, as the Python client's messages show keys and names.
@@ -85,44 +94,6 @@ module SimbiWorkers
     # Cut to 60 characters with an ellipsis, as the Python client's descriptions.
     def short(text)
       text.length <= DESCRIPTION_ARG_CHARS ? text : "#{text[0, DESCRIPTION_ARG_CHARS - 1]}…"
-    end
-
-    # Refuse anything JSON would change or reject; returns the value with every string in
-    # UTF-8 (a binary string that is valid UTF-8, as drivers often return, is accepted).
-    def check(value, path)
-      case value
-      when nil, true, false, Integer then value
-      when Float
-        raise JobInputError, "#{path} is #{py_float(value)}: JSON has no NaN or infinity" unless value.finite?
-
-        value
-      when String then utf8(value, path)
-      when Array then value.each_with_index.map { |item, index| check(item, "#{path}[#{index}]") }
-      when Hash then check_hash(value, path)
-      else raise JobInputError, "#{path} is a #{value.class.name} (#{short(value.inspect)}): #{NATIVE}"
-      end
-    end
-
-    def check_hash(value, path)
-      value.to_h do |key, item|
-        raise JobInputError, "#{path} has the key #{key.inspect}: JSON object keys are strings" unless key.is_a?(String)
-
-        text = utf8(key, path)
-        [text, check(item, "#{path}[#{py_repr(text)}]")]
-      end
-    end
-
-    def utf8(text, path)
-      utf8 = case text.encoding
-             when Encoding::UTF_8 then text
-             when Encoding::BINARY, Encoding::US_ASCII then text.dup.force_encoding(Encoding::UTF_8)
-             else text.encode(Encoding::UTF_8)
-             end
-      return utf8 if utf8.valid_encoding?
-
-      raise JobInputError, "#{path} is not valid UTF-8 text (#{short(text.inspect)}): #{NATIVE}"
-    rescue EncodingError
-      raise JobInputError, "#{path} cannot be converted to UTF-8 (#{short(text.inspect)}): #{NATIVE}"
     end
   end
 end

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+# Class-style proxies for Sidekiq call sites.
 module SimbiWorkers
   # Class-style proxies, so that Rails call sites written for Sidekiq keep working:
   # `SendIntroWorker.perform_async(user.id, "first")`, `.perform_in`, `.perform_at`,
@@ -16,7 +17,7 @@ module SimbiWorkers
       def perform_bulk(args_list) = SimbiWorkers.perform_bulk(worker_name, args_list)
 
       def set(unique_seconds: nil)
-        ScopedProxy.new(SimbiWorkers.set(unique_seconds: unique_seconds), worker_name)
+        ScopedProxy.new(SimbiWorkers.set(unique_seconds:), worker_name)
       end
     end
   end
@@ -41,10 +42,15 @@ module SimbiWorkers
   end
 
   def shadowed_workers
-    default_client.catalog.workers.each_key.select { |name| Object.const_defined?(name, false) && !proxy?(name) }
+    default_client.catalog.workers.each_key.select do |name|
+      Object.const_defined?(name, false) && !proxy?(name)
+    end
   end
 
   def proxy?(name)
-    Object.const_defined?(name, false) && Object.const_get(name).is_a?(Class) && Object.const_get(name) < Proxy
+    return false unless Object.const_defined?(name, false)
+
+    constant = Object.const_get(name)
+    constant.is_a?(Class) && constant < Proxy
   end
 end

@@ -11,15 +11,15 @@ module SimbiWorkers
     module_function
 
     def read(defaults, env)
-      NAMES.to_h { |key, name| [key, number(name, defaults, env)] }
+      NAMES.transform_values { |name| number(name, defaults, env) }
     end
 
     def number(name, defaults, env)
       text = env[name].to_s.strip
-      return defaults.fetch(name) { raise ClientSetupError, "the worker catalogue has no default for #{name}" } if text.empty?
-      raise ClientSetupError, "#{name} must be a whole number, got #{text.inspect}" unless text.match?(/\A\d+\z/)
+      return defaults.fetch(name) { raise ClientSetupError, "no default: #{name}" } if text.empty?
+      return Integer(text, 10) if text.match?(/\A\d+\z/)
 
-      Integer(text, 10)
+      raise ClientSetupError, "#{name} must be a whole number, got #{text.inspect}"
     end
   end
 end

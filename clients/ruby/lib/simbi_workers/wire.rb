@@ -26,7 +26,9 @@ module SimbiWorkers
     end
 
     def describe(spec, args)
-      shown = args.each_with_index.map { |arg, index| spec.secret_positions.include?(index) ? REDACTED : arg }
+      shown = args.each_with_index.map do |arg, index|
+        spec.secret_positions.include?(index) ? REDACTED : arg
+      end
       "#{spec.name}(#{shown.map { |arg| JsonText.short(JsonText.dump(arg)) }.join(', ')})"
     end
 
@@ -38,17 +40,13 @@ module SimbiWorkers
     # The job hash fields this client writes, as field/value pairs.
     def job_fields(spec, args, now, settings)
       data = JsonText.dump([FUNC_PREFIX + spec.name, nil, args, {}])
-      [
-        "created_at", now,
-        "data", Zlib::Deflate.deflate(data.b),
-        "description", describe(spec, args),
-        "origin", spec.queue,
-        "timeout", spec.timeout.to_s,
-        "result_ttl", settings.fetch(:result_ttl).to_s,
-        "failure_ttl", settings.fetch(:failure_ttl).to_s,
-        "simbi_worker", spec.name,
-        "simbi_attempt", "0"
-      ]
+      {
+        "created_at" => now, "data" => Zlib::Deflate.deflate(data.b),
+        "description" => describe(spec, args), "origin" => spec.queue,
+        "timeout" => spec.timeout.to_s, "result_ttl" => settings.fetch(:result_ttl).to_s,
+        "failure_ttl" => settings.fetch(:failure_ttl).to_s, "simbi_worker" => spec.name,
+        "simbi_attempt" => "0"
+      }.flatten
     end
   end
 end
