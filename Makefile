@@ -5,12 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TS := workers/typescript
+CLIENT_TS := clients/typescript
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server ruby ruby-minitest ruby-sidekiq nodejs npm
+APT_PACKAGES := redis-server ruby ruby-minitest ruby-redis ruby-sidekiq nodejs npm
 
-.PHONY: install system-deps build demo test test-python test-ruby test-node lint bench clean
+.PHONY: install system-deps build demo test test-python test-ruby test-node test-clients-ts \
+	test-clients-ruby lint bench clean
 
-install: system-deps $(VENV)/.installed $(TS)/dist/.built
+install: system-deps $(VENV)/.installed $(TS)/dist/.built $(CLIENT_TS)/dist/.built
 
 # Debian packages, only the ones whose commands are missing.
 system-deps:
@@ -18,6 +20,7 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v ruby >/dev/null || missing="$$missing ruby ruby-minitest"; \
 	ruby -e 'require "minitest"' 2>/dev/null || missing="$$missing ruby-minitest"; \
+	ruby -e 'require "redis"' 2>/dev/null || missing="$$missing ruby-redis"; \
 	ruby -e 'require "sidekiq"' 2>/dev/null || missing="$$missing ruby-sidekiq"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
@@ -42,12 +45,22 @@ $(TS)/dist/.built: $(TS)/node_modules/.installed $(shell find $(TS)/src $(TS)/te
 	cd $(TS) && npm run --silent build
 	touch $@
 
-build: $(TS)/dist/.built
+# The Node client: its own package (ioredis its one runtime dependency), built beside the
+# repository's catalogue and Lua scripts, which it reads at run time.
+$(CLIENT_TS)/node_modules/.installed: $(CLIENT_TS)/package.json $(CLIENT_TS)/package-lock.json
+	cd $(CLIENT_TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CLIENT_TS)/dist/.built: $(CLIENT_TS)/node_modules/.installed $(shell find $(CLIENT_TS)/src $(CLIENT_TS)/test -name '*.ts' 2>/dev/null) $(CLIENT_TS)/tsconfig.json
+	cd $(CLIENT_TS) && npm run --silent build
+	touch $@
+
+build: $(TS)/dist/.built $(CLIENT_TS)/dist/.built
 
 demo: install
 	$(BIN)/simbi-workers demo
 
-test: install test-python test-ruby test-node
+test: install test-python test-ruby test-node test-clients-ts test-clients-ruby
 
 test-python: install
 	$(BIN)/pytest -q
@@ -58,12 +71,19 @@ test-ruby: install
 test-node: install
 	cd $(TS) && node --test dist/test/*.test.js
 
+test-clients-ts: install
+	cd $(CLIENT_TS) && node --test dist/test/
+
+test-clients-ruby: install
+	ruby clients/ruby/test/run.rb
+
 lint: install
 	$(BIN)/ruff format --check simbi_workers tests benchmarks
 	$(BIN)/ruff check simbi_workers tests benchmarks
+	cd $(CLIENT_TS) && npx prettier --check src test
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist var
+	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist $(CLIENT_TS)/node_modules $(CLIENT_TS)/dist var

@@ -6,7 +6,7 @@ the argument count matches, every argument is JSON-native, the payload is not to
 
 from __future__ import annotations
 
-import difflib
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -24,7 +24,6 @@ from simbi_workers.errors import JobInputError
 
 BULK_CHUNK = 1000
 MAX_DELAY_SECONDS = 10 * 365 * 86_400
-WAKEUP_TOKENS_MAX = 256
 
 
 class Client:
@@ -91,47 +90,30 @@ class Client:
     def _write_chunk(
         self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None, window: int | None
     ) -> list[str]:
-        """Write the jobs; a unique one whose twin still waits, is scheduled or runs is not
-        written, and its twin's id stands in its place."""
-        twins = self._claim(jobs, window) if window else {}
-        fresh = [job for job in jobs if job.id not in twins]
-        if fresh:
-            try:
-                self._write(spec, fresh, run_at)
-            except redis.RedisError:
-                if window:
-                    self._release_claims(fresh)
-                raise
-        return [twins.get(job.id, job.id) for job in jobs]
+        """Write the jobs in one enqueue.lua call; a unique one whose twin still waits, is
+        scheduled or runs is not written, and its twin's id stands in its place."""
+        now = wire.utc_now_text()
+        rows = [self._row(job, now) for job in jobs]
+        head = [spec.queue, "" if run_at is None else run_at, window or "", now]
+        argv = [*head, (len(rows[0]) - 2) // 2, *itertools.chain.from_iterable(rows)]
+        ids = lua.script(self.connection, "enqueue")(args=argv)
+        return [job_id.decode() for job_id in ids]
 
-    def _claim(self, jobs: list[wire.Job], window: int) -> dict[str, str]:
-        pipe = self.connection.pipeline(transaction=False)
-        for job in jobs:
-            pipe.set(job.unique_key, job.id, nx=True, ex=window)
-        claimed = pipe.execute()
-
-        lost = [job for job, ok in zip(jobs, claimed, strict=True) if not ok]
-        if not lost:
-            return {}
-        holders = self.connection.mget([job.unique_key for job in lost])
-        # A lock that expired between SET and GET has no holder: the job goes ahead unlocked
-        # rather than being dropped.
-        return {
-            job.id: holder.decode()
-            for job, holder in zip(lost, holders, strict=True)
-            if holder is not None
-        }
-
-    def _release_claims(self, jobs: list[wire.Job]) -> None:
-        release = lua.script(self.connection, "release_unique")
-        for job in jobs:
-            release(keys=[job.unique_key], args=[job.id])
+    def _row(self, job: wire.Job, now: str) -> list[Any]:
+        """One job's part of enqueue.lua's ARGV: id, lock key, then field/value pairs."""
+        fields = wire.job_fields(
+            job,
+            now=now,
+            result_ttl=self.settings.result_ttl_seconds,
+            failure_ttl=self.settings.failure_ttl_seconds,
+        )
+        return [job.id, job.unique_key or "", *itertools.chain.from_iterable(fields.items())]
 
     def _spec(self, worker: str) -> WorkerSpec:
         spec = self.catalog.workers.get(worker)
         if spec is None:
-            close = difflib.get_close_matches(str(worker), self.catalog.workers, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = suggest(str(worker), list(self.catalog.workers))
+            hint = f" (did you mean {close}?)" if close else ""
             raise JobInputError(
                 f"unknown worker {worker!r}{hint}: {self.catalog.path} declares no such worker"
             )
@@ -150,28 +132,6 @@ class Client:
             unique_key=unique_key,
             secret_positions=spec.secret_positions,
         )
-
-    def _write(self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None) -> None:
-        status = "queued" if run_at is None else "scheduled"
-        pipe = self.connection.pipeline(transaction=False)
-        for job in jobs:
-            fields = wire.encode(
-                job,
-                status=status,
-                result_ttl=self.settings.result_ttl_seconds,
-                failure_ttl=self.settings.failure_ttl_seconds,
-            )
-            pipe.hset(keys.job(job.id), mapping=fields)
-        pipe.sadd(keys.RQ_QUEUES, keys.queue(spec.queue))
-        ids = [job.id for job in jobs]
-        if run_at is None:
-            pipe.rpush(keys.queue(spec.queue), *ids)
-            # One wake-up token per job lets exactly one idle worker process take it.
-            pipe.lpush(keys.WAKEUP, *ids[:WAKEUP_TOKENS_MAX])
-            pipe.ltrim(keys.WAKEUP, 0, WAKEUP_TOKENS_MAX - 1)
-        else:
-            pipe.zadd(keys.scheduled(spec.queue), dict.fromkeys(ids, run_at))
-        pipe.execute()
 
 
 class Options:
@@ -251,6 +211,29 @@ def _seconds(delay: Any) -> float:
     raise JobInputError(
         f"perform_in: the delay must be a number of seconds or a timedelta, got {delay!r}"
     )
+
+
+def suggest(name: str, known: list[str]) -> str | None:
+    """The known name nearest to `name` (edit distance, ignoring case; the first of a tie),
+    if it is within a third of its length. Simple on purpose: the TypeScript and Ruby
+    clients compute the same hint (clients/vectors.json)."""
+    best, best_distance = None, len(name) // 3 + 1
+    for candidate in known:
+        distance = _edit_distance(name.lower(), candidate.lower())
+        if distance < best_distance:
+            best, best_distance = candidate, distance
+    return best
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            cost = 0 if char_a == char_b else 1
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost))
+        previous = current
+    return previous[-1]
 
 
 def _epoch(when: datetime | float | int) -> float:

@@ -109,26 +109,21 @@ def describe(worker: str, args: list[Any]) -> str:
     return f"{worker}({rendered})"
 
 
-def encode(job: Job, *, status: str, result_ttl: int, failure_ttl: int) -> dict[str, Any]:
+def job_fields(job: Job, *, now: str, result_ttl: int, failure_ttl: int) -> dict[str, Any]:
+    """The job hash a client writes; enqueue.lua adds status, enqueued_at and simbi_unique.
+    The TypeScript and Ruby clients build the same fields (clients/vectors.json proves it)."""
     data = json.dumps([FUNC_PREFIX + job.worker, None, job.args, {}], ensure_ascii=False)
-    now = utc_now_text()
-    fields: dict[str, Any] = {
+    return {
         "created_at": now,
         "data": zlib.compress(data.encode("utf-8")),
         "description": job.description,
         "origin": job.queue,
-        "status": status,
         "timeout": job.timeout_seconds,
         "result_ttl": result_ttl,
         "failure_ttl": failure_ttl,
         "simbi_worker": job.worker,
         "simbi_attempt": job.attempt,
     }
-    if status == "queued":
-        fields["enqueued_at"] = now
-    if job.unique_key:
-        fields["simbi_unique"] = job.unique_key
-    return fields
 
 
 def unique_digest(args: list[Any]) -> str:

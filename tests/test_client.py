@@ -109,24 +109,18 @@ def test_perform_at_refuses_naive_datetimes_and_negative_delays(client):
         client.perform_at(datetime(9999, 1, 1, tzinfo=UTC), "PyEchoWorker", 1)
 
 
-def test_perform_bulk_uses_one_round_trip_per_thousand_jobs(client, redis_conn):
-    executed = []
-    original = type(redis_conn.pipeline())
-
-    class CountingPipeline(original):
-        def execute(self, *args, **kwargs):
-            executed.append(len(self.command_stack))
-            return super().execute(*args, **kwargs)
-
-    client.connection.pipeline = lambda transaction=True: CountingPipeline(
-        redis_conn.connection_pool, redis_conn.response_callbacks, transaction, None
-    )
+def test_perform_bulk_makes_one_script_call_per_thousand_jobs(client, redis_conn):
+    client.perform_async("PyEchoWorker", 0)  # Redis now knows the script: no NOSCRIPT retry
+    redis_conn.config_resetstat()
 
     ids = client.perform_bulk("PyEchoWorker", [[n] for n in range(2500)])
 
     assert len(ids) == len(set(ids)) == 2500
-    assert len(executed) == 3
-    assert redis_conn.llen(keys.queue("default")) == 2500
+    calls = redis_conn.info("commandstats")
+    assert (
+        sum(calls.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval")) == 3
+    )
+    assert redis_conn.llen(keys.queue("default")) == 2501
 
 
 @pytest.mark.parametrize(

@@ -148,9 +148,7 @@ def test_catalogue_names_that_would_break_later_are_refused_now(tmp_path, queues
     ("name", "value"),
     [("SIMBI_MAX_PAYLOAD_BYTES", "0"), ("SIMBI_RESULT_TTL", "-5"), ("SIMBI_FAILURE_TTL", "0")],
 )
-def test_limits_that_would_refuse_every_job_or_drop_dead_ones_are_refused(
-    monkeypatch, name, value
-):
+def test_limits_that_would_refuse_every_job_or_drop_dead_ones_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
 
     with pytest.raises(ConfigError, match=f"environment variable {name}: "):
