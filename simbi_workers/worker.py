@@ -114,7 +114,11 @@ class WorkerProcess:
             if not self._backoff:
                 log.critical("lost Redis: %s; retrying with backoff", exc)
             self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
-            self.stopping.wait(self._backoff)
+            # Once stopping, the event no longer waits: sleep, or an acknowledgement that
+            # must outlast the outage would spin.
+            if not self.stopping.wait(self._backoff):
+                return REDIS_DOWN
+            time.sleep(self._backoff)
             return REDIS_DOWN
         if self._backoff:
             log.warning("Redis is back")
@@ -327,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         _install_signals(worker)
         if options.control_stdin:
+            # Unbuffered: a daemon thread blocked in a buffered read holds the buffer's lock,
+            # and the interpreter aborts on it at exit ("could not acquire lock for stdin").
             threading.Thread(
-                target=worker.listen, args=(sys.stdin.buffer,), daemon=True, name="control"
+                target=worker.listen, args=(sys.stdin.buffer.raw,), daemon=True, name="control"
             ).start()
         worker.run(burst=options.burst)
     except ConfigError as exc:

@@ -1,0 +1,116 @@
+"""Redis trouble: stopped for a while under a running `simbi-workers start`, and killed
+right after enqueues returned. Each test has a redis-server of its own (its own port and
+data directory, AOF with appendfsync always), so stopping it disturbs no other test."""
+
+import re
+import time
+
+import pytest
+import redis
+
+from simbi_workers.client import Client
+from tests import harness
+from tests.harness import (
+    RedisServer,
+    free_port,
+    get_json,
+    status,
+    supervisor,
+    wait_for,
+)
+
+OUTAGE_SECONDS = 12
+# One line each when a process loses Redis and when it is back; the heartbeat thread and
+# the scheduler say so once each too. Logging per attempt would exceed this many times.
+TROUBLE = re.compile(r"lost Redis|heartbeat failed|scheduler cannot reach Redis|cannot put back")
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def outage_env(own_redis, test_catalog_path, tmp_path, monkeypatch):
+    """The test workers' environment on this test's own Redis, here and in subprocesses."""
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    env = harness.test_env(test_catalog_path, own_redis.url, var_dir)
+    for name in ("REDIS_URL", "SIMBI_VAR_DIR", "SIMBI_QUEUES_FILE"):
+        monkeypatch.setenv(name, env[name])
+    return env
+
+
+SLEEPERS = ("PySleepWorker", "RbSleepWorker", "JsSleepWorker")
+
+
+def enqueue_across_runtimes(client: Client, rounds: int) -> list[str]:
+    """Sleeping jobs in each runtime (some run when Redis goes, the rest wait), and echo
+    jobs due a few seconds later, when Redis is away."""
+    ids = []
+    for n in range(rounds):
+        ids += [client.perform_async(worker, 1) for worker in SLEEPERS]
+        ids.append(client.perform_in(3, "PyEchoWorker", f"later-{n}"))
+    return ids
+
+
+def health(port: int) -> tuple[int, dict]:
+    return get_json(f"http://127.0.0.1:{port}/health")
+
+
+def worker_pids(body: dict) -> set[int]:
+    return {entry["pid"] for entry in body["processes"].values()}
+
+
+def test_redis_stopped_for_a_while_leaves_every_process_up_and_every_job_done(
+    own_redis, outage_env, tmp_path
+):
+    log_path, port = tmp_path / "start.log", free_port()
+    client = Client(connection=redis.Redis.from_url(own_redis.url))
+    with supervisor(outage_env, port, "--processes", "2", log_path=log_path) as process:
+        pids = worker_pids(health(port)[1])
+        ids = enqueue_across_runtimes(client, rounds=3)
+        wait_for(lambda: any(status(client.connection, i) == "started" for i in ids))
+
+        own_redis.stop()
+        code, body = wait_for(lambda: (answer := health(port))[0] == 503 and answer)
+        assert body["redis"].startswith("unreachable"), body
+
+        time.sleep(OUTAGE_SECONDS)  # away for a while: nothing exits, nothing is restarted
+        assert process.poll() is None
+        code, body = health(port)
+        assert code == 503 and body["redis"].startswith("unreachable"), body
+        assert worker_pids(body) == pids
+        assert all(entry["state"] == "alive" for entry in body["processes"].values()), body
+
+        own_redis.start()
+        connection = redis.Redis.from_url(own_redis.url)
+        wait_for(lambda: all(status(connection, i) == "finished" for i in ids), timeout=60)
+        wait_for(lambda: health(port)[0] == 200, timeout=30)
+        assert worker_pids(health(port)[1]) == pids
+
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log and "Fatal Python error" not in log
+    trouble = TROUBLE.findall(log)
+    assert 2 <= len(trouble) <= 3 * len(pids) + 2, trouble
+    for pid in pids:
+        assert len(re.findall(rf"\[{pid}\] \S+: lost Redis", log)) == 1, log
+        assert len(re.findall(rf"\[{pid}\] \S+: Redis is back", log)) == 1, log
+
+
+def test_jobs_enqueued_before_redis_is_killed_survive_its_restart_and_run(own_redis, outage_env):
+    client = Client(connection=redis.Redis.from_url(own_redis.url))
+    ids = [client.perform_async("PyEchoWorker", n) for n in range(100)]
+    ids += client.perform_bulk("RbEchoWorker", [[n] for n in range(100)])
+    ids += [client.perform_in(1, "JsEchoWorker", n) for n in range(100)]
+
+    own_redis.kill()  # right after the enqueues returned: no shutdown, no flush
+    own_redis.start()
+
+    connection = redis.Redis.from_url(own_redis.url)
+    assert all(status(connection, i) in ("queued", "scheduled") for i in ids)
+    with supervisor(outage_env, free_port(), "--processes", "2"):
+        wait_for(lambda: all(status(connection, i) == "finished" for i in ids), timeout=60)
