@@ -8,7 +8,11 @@ import time
 import pytest
 import redis
 
+from simbi_workers import catalog, keys
 from simbi_workers.client import Client
+from simbi_workers.config import Settings
+from simbi_workers.fetch import Fetcher
+from simbi_workers.worker import WorkerProcess
 from tests import harness
 from tests.harness import (
     RedisServer,
@@ -114,3 +118,35 @@ def test_jobs_enqueued_before_redis_is_killed_survive_its_restart_and_run(own_re
     assert all(status(connection, i) in ("queued", "scheduled") for i in ids)
     with supervisor(outage_env, free_port(), "--processes", "2"):
         wait_for(lambda: all(status(connection, i) == "finished" for i in ids), timeout=60)
+
+
+def test_a_fetch_whose_reply_was_lost_hands_the_same_job_over_again(redis_conn, client):
+    first = client.perform_async("PyEchoWorker", "first")
+    second = client.perform_async("PyEchoWorker", "second")
+    fetcher = Fetcher(redis_conn, "lossy", "lossy-rq-name", ["default"])
+
+    fetcher.fetch()  # Redis moved the job, but say the reply never reached the process
+    again = fetcher.fetch()
+
+    assert again.job_id == first
+    assert redis_conn.lrange(keys.processing("lossy"), 0, -1) == [first.encode()]
+    assert redis_conn.lrange(keys.queue("default"), 0, -1) == [second.encode()]
+
+
+def test_an_acknowledgement_retried_after_its_reply_was_lost_counts_once(
+    worker_env, redis_conn, client
+):
+    settings = Settings()
+    loaded = catalog.load(settings.queues_file)
+    process = WorkerProcess(settings, loaded, redis_conn, "lossy", ["default"])
+    job_id = client.perform_async("PyEchoWorker", "once")
+    unit = process.fetcher.unit(process.fetcher.fetch())
+
+    def ack():
+        unit.done("PyEchoWorker", "once", 1.0, 60)
+
+    process._fenced(unit, ack)  # applied by Redis; say the reply was lost
+    process._fenced(unit, ack, unsure=True)  # the retry
+
+    assert status(redis_conn, job_id) == "finished"
+    assert redis_conn.hget(keys.worker_stats("PyEchoWorker"), "processed") == b"1"
