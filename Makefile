@@ -8,7 +8,7 @@ TS := workers/typescript
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server ruby ruby-minitest nodejs npm
 
-.PHONY: install system-deps build demo test test-python test-ruby test-node lint bench clean
+.PHONY: install system-deps build demo test test-python test-ruby test-node lint bench chaos clean
 
 install: system-deps $(VENV)/.installed $(TS)/dist/.built
 
@@ -63,6 +63,9 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py
+
+chaos: install
+	$(BIN)/python benchmarks/chaos.py
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist var

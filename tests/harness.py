@@ -126,7 +126,8 @@ class RedisServer:
     started again on the same port and data directory, as in an outage.
 
     appendfsync: "always" writes every acknowledged command to disk before the reply, so
-    even a SIGKILL loses nothing that a client was told; "everysec" may lose the last second.
+    even a SIGKILL loses nothing that a client was told; with "everysec" a machine crash
+    may lose the last second or two.
     """
 
     def __init__(self, data_dir: Path, appendfsync: str = "always"):
