@@ -3,6 +3,9 @@ right after enqueues returned. Each test has a redis-server of its own (its own 
 data directory, AOF with appendfsync always), so stopping it disturbs no other test."""
 
 import re
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -15,6 +18,7 @@ from simbi_workers.fetch import Fetcher
 from simbi_workers.worker import WorkerProcess
 from tests import harness
 from tests.harness import (
+    CuttableProxy,
     RedisServer,
     free_port,
     get_json,
@@ -150,3 +154,44 @@ def test_an_acknowledgement_retried_after_its_reply_was_lost_counts_once(
 
     assert status(redis_conn, job_id) == "finished"
     assert redis_conn.hget(keys.worker_stats("PyEchoWorker"), "processed") == b"1"
+
+
+def test_a_process_whose_link_to_redis_goes_silent_stops_its_job_before_its_heartbeat_expires(
+    worker_env, redis_conn, redis_url
+):
+    """Packets dropped, no error: without socket timeouts every Redis call, the heartbeat's
+    too, would wait forever, and the job would still run here when another supervisor hands
+    it out again."""
+    proxy = CuttableProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    env = {**worker_env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+    env["SIMBI_HEARTBEAT_TTL"] = "15"
+    argv = [sys.executable, "-m", "simbi_workers.worker", "--process-id", "silent"]
+    worker = subprocess.Popen([*argv, "--queues", "default"], env=env, stderr=subprocess.PIPE)
+    lines = LineLog(worker.stderr)
+    try:
+        Client(connection=redis_conn).perform_async("PyCountWorker", "silent", 60)
+        wait_for(lambda: redis_conn.hget("simbi:app:runs", "silent") == b"1", timeout=30)
+
+        proxy.stall()
+        last_beat = float(redis_conn.hget(keys.process("silent"), "heartbeat"))
+        stopped_at = wait_for(lambda: lines.time_of("stopping it"), timeout=30)
+    finally:
+        worker.kill()
+        worker.wait()
+
+    assert stopped_at < last_beat + 15  # before its heartbeat hash expires
+
+
+class LineLog:
+    """A process's stderr, read in a thread, each line with the time it arrived."""
+
+    def __init__(self, stream):
+        self.lines: list[tuple[float, str]] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.append((time.time(), line.decode(errors="replace")))
+
+    def time_of(self, text: str) -> float | None:
+        return next((at for at, line in self.lines if text in line), None)
