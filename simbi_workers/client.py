@@ -153,7 +153,8 @@ class Client:
 
     def _write(self, spec: WorkerSpec, jobs: list[wire.Job], run_at: float | None) -> None:
         status = "queued" if run_at is None else "scheduled"
-        pipe = self.connection.pipeline(transaction=False)
+        # One MULTI: if Redis dies mid-way, no job hash is left without its queue entry.
+        pipe = self.connection.pipeline(transaction=True)
         for job in jobs:
             fields = wire.encode(
                 job,
