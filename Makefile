@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server ruby ruby-minitest ruby-redis ruby-sidekiq nodejs npm
 
 .PHONY: install system-deps build demo test test-python test-ruby test-node test-clients-ts \
-	test-clients-ruby lint bench clean
+	test-clients-ruby lint bench chaos clean
 
 install: system-deps $(VENV)/.installed $(TS)/dist/.built $(CLIENT_TS)/dist/.built
 
@@ -84,6 +84,9 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py
+
+chaos: install
+	$(BIN)/python benchmarks/chaos.py
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist $(CLIENT_TS)/node_modules $(CLIENT_TS)/dist var

@@ -18,6 +18,13 @@ import redis
 from simbi_workers.config import Settings
 from simbi_workers.errors import InfrastructureError
 
+# A call to a Redis that went silent (packets dropped, Redis frozen) fails after this long
+# instead of waiting forever. The heartbeat depends on it: a worker process stops its job
+# when its beats fail (worker._stop_if_stale), and a beat that hung would never fail.
+# Longer than the 1 s wake-up wait (BLPOP), shorter than the 10 s margin before a missed
+# heartbeat lets another supervisor take the job.
+SOCKET_TIMEOUT_SECONDS = 5
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +45,12 @@ def connect(settings: Settings) -> redis.Redis:
             "run `simbi-workers start` (it starts one), or set REDIS_URL"
         )
     try:
-        return redis.Redis.from_url(redis_url(settings), health_check_interval=30)
+        return redis.Redis.from_url(
+            redis_url(settings),
+            health_check_interval=30,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        )
     except ValueError as exc:
         raise InfrastructureError(f"REDIS_URL is not a Redis URL: {exc}") from None
 

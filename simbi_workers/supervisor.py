@@ -129,15 +129,32 @@ class Supervisor:
         except redis.RedisError as exc:
             body.update(ok=False, redis=f"unreachable: {exc}")
         for handle in self.workers:
-            state = "alive" if handle.popen.poll() is None else "dead"
-            children, age = self._process_state(handle.process_id)
-            entry = {"pid": handle.popen.pid, "state": state, "children": children}
-            if age is not None and age > STALE_HEARTBEAT_SECONDS:
-                entry["state"] = state = f"no heartbeat for {age:.0f} s"
+            entry = self._process_health(handle, redis_up=body["redis"] == "ok")
             body["processes"][handle.process_id] = entry
-            if state != "alive" or children == "starting" or "down" in children:
+            children = entry["children"]
+            if (
+                entry["state"] != "alive"
+                or children in ("starting", "unknown")
+                or "down" in children
+            ):
                 body["ok"] = False
         return body
+
+    def _process_health(self, handle: WorkerHandle, redis_up: bool) -> dict[str, Any]:
+        """A process as this host sees it; its children and heartbeat are in Redis, so while
+        Redis is away only whether the process lives is known."""
+        state = "alive" if handle.popen.poll() is None else "dead"
+        entry = {"pid": handle.popen.pid, "state": state, "children": "unknown"}
+        if not redis_up:
+            return entry
+        try:
+            children, age = self._process_state(handle.process_id)
+        except redis.RedisError:
+            return entry  # Redis went away since the ping; the body already says so
+        entry["children"] = children
+        if age is not None and age > STALE_HEARTBEAT_SECONDS:
+            entry["state"] = f"no heartbeat for {age:.0f} s"
+        return entry
 
     def _queues(self, wanted: list[str] | None) -> list[str]:
         names = self.catalog.queue_names()

@@ -114,7 +114,11 @@ class WorkerProcess:
             if not self._backoff:
                 log.critical("lost Redis: %s; retrying with backoff", exc)
             self._backoff = min(max(self._backoff * 2, 0.5), MAX_BACKOFF_SECONDS)
-            self.stopping.wait(self._backoff)
+            # Once stopping, the event no longer waits: sleep, or an acknowledgement that
+            # must outlast the outage would spin.
+            if not self.stopping.wait(self._backoff):
+                return REDIS_DOWN
+            time.sleep(self._backoff)
             return REDIS_DOWN
         if self._backoff:
             log.warning("Redis is back")
@@ -200,21 +204,30 @@ class WorkerProcess:
         recorded, so a shutdown can never put back a job that has already finished."""
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
-            while self._redis_step(lambda: self._fenced(unit, ack)) is REDIS_DOWN:
-                pass
+            if self._redis_step(lambda: self._fenced(unit, ack)) is REDIS_DOWN:
+                # Redis may have applied that attempt and lost only its reply: from now on,
+                # acknowledge only while the job is still in this process's list.
+                while self._redis_step(lambda: self._fenced(unit, ack, True)) is REDIS_DOWN:
+                    pass
             self.current = None
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
-    def _fenced(self, unit: Unit, ack) -> None:
-        """Acknowledge, unless this process was away from Redis so long (frozen, cut off)
-        that its jobs may have been put back and taken by another process: then the other
-        run owns the job and this outcome is dropped."""
+    def _fenced(self, unit: Unit, ack, unsure: bool = False) -> None:
+        """Acknowledge, unless the job has left this process's processing list: an earlier
+        attempt of this acknowledgement was applied though its reply was lost (`unsure`),
+        or this process was away from Redis so long (frozen, cut off) that its jobs may have
+        been put back and taken by another process, which now owns the outcome."""
         stale = time.monotonic() - self._last_beat > self.stale_after_seconds
-        if stale and self.connection.lpos(self.fetcher.processing_key, unit.job_id) is None:
-            log.warning("dropped the outcome of job=%s: it was put back meanwhile", unit.job_id)
+        if (unsure or stale) and not self._holds(unit.job_id):
+            log.warning(
+                "dropped the outcome of job=%s: recorded or put back meanwhile", unit.job_id
+            )
             return
         ack()
+
+    def _holds(self, job_id: str) -> bool:
+        return self.connection.lpos(self.fetcher.processing_key, job_id) is not None
 
     def _deregister(self) -> None:
         try:

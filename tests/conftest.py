@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -12,14 +11,9 @@ import pytest
 import redis
 
 from simbi_workers.config import Settings
+from tests.harness import free_port  # tests import it from here too
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,21 @@ subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,3 +115,106 @@ def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> N
             pass
         time.sleep(0.1)
     raise RuntimeError("simbi-workers start did not become healthy in time")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of our own on loopback, with AOF on, that can be stopped, killed and
+    started again on the same port and data directory, as in an outage.
+
+    appendfsync: "always" writes every acknowledged command to disk before the reply, so
+    even a SIGKILL loses nothing that a client was told; with "everysec" a machine crash
+    may lose the last second or two.
+    """
+
+    def __init__(self, data_dir: Path, appendfsync: str = "always"):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.appendfsync = appendfsync
+        self.process: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH: run `make install`")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--dir", str(self.data_dir), "--save", "", "--appendonly", "yes"]
+        argv += ["--appendfsync", self.appendfsync, "--logfile", str(self.data_dir / "log")]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        wait_for(self.answers, timeout=20)  # loading the AOF back takes a moment
+
+    def answers(self) -> bool:
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        """SIGTERM: Redis flushes its AOF and exits, as in a clean restart."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything; only what appendfsync wrote survives."""
+        self._end(signal.SIGKILL)
+
+    def _end(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            self.process.wait(timeout=30)
+
+
+class CuttableProxy:
+    """A TCP relay to Redis that can be cut: open connections are dropped and new ones
+    refused, as in a network partition of one host. Or stalled: connections stay open and
+    nothing goes through, as when packets are silently dropped."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut = threading.Event()
+        self.stalled = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            if self.cut.is_set():
+                client.close()
+                continue
+            self.sockets.append(client)
+            if self.stalled.is_set():
+                continue  # accepted, never answered
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets.append(upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                if self.stalled.is_set():
+                    continue  # dropped on the floor
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                sock.close()
+
+    def sever(self):
+        self.cut.set()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def stall(self):
+        self.stalled.set()

@@ -4,20 +4,17 @@ mid-run, schedulers racing while one is frozen, a poison job that kills its proc
 time, and a process cut off from Redis that stops its job before anyone else may take it.
 Real `simbi-workers start` subprocesses, real Redis, real children."""
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 from simbi_workers import keys
 from simbi_workers.client import Client
 from simbi_workers.recovery import Recovery
 from tests.conftest import free_port
-from tests.harness import ROOT, status, supervisor, wait_for
+from tests.harness import ROOT, CuttableProxy, status, supervisor, wait_for
 
 RUNS = "simbi:app:runs"
 
@@ -107,47 +104,6 @@ def test_racing_schedulers_with_one_frozen_past_its_lock_run_each_job_once(worke
     counts = redis_conn.hgetall(RUNS)
     assert len(counts) == 300
     assert set(counts.values()) == {b"1"}
-
-
-class CuttableProxy:
-    """A TCP relay to Redis that can be cut: open connections are dropped and new ones
-    refused, as in a network partition of one host."""
-
-    def __init__(self, target_port: int):
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.cut = threading.Event()
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            client, _ = self.listener.accept()
-            if self.cut.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                sock.close()
-
-    def sever(self):
-        self.cut.set()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 def test_a_process_cut_off_from_redis_stops_its_job_before_its_heartbeat_expires(

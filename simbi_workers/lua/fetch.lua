@@ -21,7 +21,12 @@
 --   timeout, so a slot held by a dead process comes back by itself;
 -- * a job over its limit does not hold this process: it goes to the scheduled registry
 --   for ARGV[7] seconds (not counted as an attempt) and the next job is tried;
--- * a job whose hash has vanished (expired, deleted) is dropped and the next is tried.
+-- * a job whose hash has vanished (expired, deleted) is dropped and the next is tried;
+-- * a job already in the processing list is handed over again instead of a new one. A
+--   process runs one job at a time and acknowledges it before it fetches again, so such a
+--   job was taken by an earlier call whose reply never arrived (Redis stopped or was
+--   killed after it had written the move to its AOF). Without this it would wait there,
+--   owned by a live process, forever.
 -- Returns {queue, job_id, field1, value1, ...} or nil when nothing can run now.
 
 local processing = KEYS[1]
@@ -32,6 +37,32 @@ local wait = tonumber(ARGV[7])
 local deferred = 0
 local MAX_DEFERRED = 50  -- bounds one call's work when a queue is full of limited jobs
 
+-- Marks the job started (its slot already taken) and returns it with its hash.
+local function start(queue, job_id, job_key, timeout)
+  redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2],
+             'last_heartbeat', ARGV[2], 'worker_name', ARGV[3], 'simbi_queue', queue)
+  redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + grace, job_id .. ARGV[4])
+  redis.call('LPOP', KEYS[2])
+  local fields = redis.call('HGETALL', job_key)
+  local reply = {queue, job_id}
+  for j = 1, #fields do reply[#reply + 1] = fields[j] end
+  return reply
+end
+
+local function timeout_of(job_key)
+  return tonumber(redis.call('HGET', job_key, 'timeout')) or 60
+end
+
+local unanswered = redis.call('LINDEX', processing, 0)
+if unanswered then
+  local job_key = 'rq:job:' .. unanswered
+  local queue = redis.call('HGET', job_key, 'simbi_queue')
+  if queue then
+    return start(queue, unanswered, job_key, timeout_of(job_key))
+  end
+  redis.call('LREM', processing, -1, unanswered)  -- its hash vanished meanwhile
+end
+
 for i = 8, #ARGV do
   local queue = ARGV[i]
   while deferred < MAX_DEFERRED do
@@ -39,11 +70,10 @@ for i = 8, #ARGV do
     if not job_id then break end
 
     local job_key = 'rq:job:' .. job_id
-    local entry = job_id .. ARGV[4]
     if redis.call('EXISTS', job_key) == 0 then
       redis.call('LREM', processing, -1, job_id)
     else
-      local timeout = tonumber(redis.call('HGET', job_key, 'timeout')) or 60
+      local timeout = timeout_of(job_key)
       local worker = redis.call('HGET', job_key, 'simbi_worker')
       local limit = worker and limits[worker]
       local slots = worker and ('simbi:slots:' .. worker)
@@ -59,15 +89,8 @@ for i = 8, #ARGV do
         redis.call('ZADD', 'rq:scheduled:' .. queue, now + wait, job_id)
         deferred = deferred + 1
       else
-        if limit then redis.call('ZADD', slots, now + timeout + grace, entry) end
-        redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2],
-                   'last_heartbeat', ARGV[2], 'worker_name', ARGV[3], 'simbi_queue', queue)
-        redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + grace, entry)
-        redis.call('LPOP', KEYS[2])
-        local fields = redis.call('HGETALL', job_key)
-        local reply = {queue, job_id}
-        for j = 1, #fields do reply[#reply + 1] = fields[j] end
-        return reply
+        if limit then redis.call('ZADD', slots, now + timeout + grace, job_id .. ARGV[4]) end
+        return start(queue, job_id, job_key, timeout)
       end
     end
   end
