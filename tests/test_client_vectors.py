@@ -118,7 +118,18 @@ def test_the_python_client_matches_the_shared_vector(case, settings, redis_conn,
 def test_the_vectors_cover_every_kind_of_refusal():
     refusals = " | ".join(case["expect"].get("refused", "") for case in DOCUMENT["cases"])
 
-    for fragment in ("unknown worker", "argument(s)", "over the limit", "lone surrogate"):
+    for fragment in (
+        "unknown worker",
+        "argument(s)",
+        "over the limit",
+        "lone surrogate",
+        "the key '",
+        "must be a list of arguments",
+        "the delay must be from",
+        "a number of seconds or a timedelta",
+        "more than ten years ahead",
+        "unique_seconds must be",
+    ):
         assert fragment in refusals
 
 

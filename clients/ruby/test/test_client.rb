@@ -37,6 +37,22 @@ class TestClient < Minitest::Test
     end
   end
 
+  # Beyond the shared vectors: what only Ruby passes to the call checks.
+  def test_refuses_a_nil_delay_a_far_time_and_a_hash_as_a_bulk_row
+    [
+      [-> { @client.perform_in(nil, "SlackNotifierWorker", "s", nil, "hi") },
+       "perform_in: the delay must be a number of seconds or a timedelta, got None"],
+      [-> { @client.perform_at(Time.utc(9999, 1, 1), "SlackNotifierWorker", "s", nil, "hi") },
+       "perform_at: 9999-01-01 00:00:00 UTC is more than ten years ahead"],
+      [-> { @client.perform_bulk("ImageOptimizationWorker", [{ "id" => 1 }]) },
+       "perform_bulk(ImageOptimizationWorker): item 0 must be a list of arguments, got Hash {"]
+    ].each do |call, message|
+      error = assert_raises(SimbiWorkers::JobInputError, &call)
+      assert error.message.start_with?(message), error.message
+    end
+    assert_equal 0, TestRedis.connection.dbsize
+  end
+
   def test_a_binary_string_that_is_valid_utf8_is_sent_as_text
     id = @client.perform_async("SlackNotifierWorker", "signups", nil, "héllo".b)
 

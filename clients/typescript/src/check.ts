@@ -4,9 +4,19 @@
  */
 import type { Catalog, WorkerSpec } from './catalog.js';
 import { JobInputError } from './errors.js';
-import { checkJsonNative, type JsonValue, pyDumps, pyFloat, pyNumber, pyRepr } from './json.js';
+import {
+  checkJsonNative,
+  describeValue,
+  type JsonValue,
+  pyDumps,
+  pyFloat,
+  pyNumber,
+  pyRepr,
+  typeName,
+} from './json.js';
 
 export const MAX_DELAY_SECONDS = 10 * 365 * 86_400;
+const SHOWN_ROW_CHARS = 60; // of a refused perform_bulk row, as Python's repr(row)[:60]
 
 export function findWorker(catalog: Catalog, worker: string): WorkerSpec {
   const spec = catalog.workers.get(worker);
@@ -53,22 +63,48 @@ export function checkUniqueSeconds(value: unknown): void {
   }
 }
 
-export function checkDelay(seconds: number): void {
-  if (!(typeof seconds === 'number' && seconds >= 0 && seconds <= MAX_DELAY_SECONDS)) {
+/** A delay in seconds; from untyped JavaScript it may be anything, a string most likely. */
+export function checkDelay(seconds: unknown): void {
+  if (typeof seconds !== 'number') {
+    throw new JobInputError(
+      'perform_in: the delay must be a number of seconds or a timedelta, ' +
+        `got ${reprValue(seconds)}`,
+    );
+  }
+  if (!(seconds >= 0 && seconds <= MAX_DELAY_SECONDS)) {
     throw new JobInputError(
       `perform_in: the delay must be from 0 to ${thousands(MAX_DELAY_SECONDS)} s (ten years), ` +
-        `got ${pyFloat(Number(seconds))} s`,
+        `got ${pyFloat(seconds)} s`,
     );
   }
 }
 
-/** Unix seconds from a Date or a number of seconds. */
+/** Unix seconds from a Date or a number of seconds, at most ten years from now. */
 export function epochSeconds(when: Date | number): number {
   const seconds = when instanceof Date ? when.getTime() / 1000 : when;
   if (typeof seconds !== 'number' || !Number.isFinite(seconds)) {
     throw new JobInputError(`perform_at: expected a datetime or Unix time, got ${reprValue(when)}`);
   }
+  if (seconds - Date.now() / 1000 > MAX_DELAY_SECONDS) {
+    throw new JobInputError(
+      `perform_at: ${reprValue(when)} is more than ten years ahead; the latest time is ` +
+        `${thousands(MAX_DELAY_SECONDS)} s from now`,
+    );
+  }
   return seconds;
+}
+
+/**
+ * One row of performBulk as a list of arguments. A string is iterable too, but 'abc' as
+ * ['a', 'b', 'c'] is never what was meant, so only an array is taken.
+ */
+export function argumentList(worker: string, index: number, row: unknown): unknown[] {
+  if (Array.isArray(row)) return [...row];
+  const shown = Array.from(reprValue(row)).slice(0, SHOWN_ROW_CHARS).join('');
+  throw new JobInputError(
+    `perform_bulk(${worker}): item ${index} must be a list of arguments, got ` +
+      `${pyTypeName(row)} ${shown}; for one argument each, write [[1], [2], …]`,
+  );
 }
 
 /**
@@ -104,8 +140,23 @@ function thousands(value: number): string {
   return String(value).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
+/**
+ * Python's repr of a JSON scalar (`'abc'`, `1`, `2.5`, `True`, `None`), so that a message
+ * about one reads as the Python client's; any other value as JavaScript shows it.
+ */
 function reprValue(value: unknown): string {
   if (typeof value === 'number') return pyNumber(value);
   if (typeof value === 'string') return pyRepr(value);
-  return value instanceof Date ? `Date(${String(value)})` : String(value);
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (value === null) return 'None';
+  return value instanceof Date ? `Date(${String(value)})` : describeValue(value);
+}
+
+/** Python's type name of a JSON scalar (str, int, float, bool, NoneType), else JavaScript's. */
+function pyTypeName(value: unknown): string {
+  if (typeof value === 'string') return 'str';
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? 'int' : 'float';
+  if (typeof value === 'boolean') return 'bool';
+  if (value === null) return 'NoneType';
+  return typeName(value);
 }

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 
 import { type Catalog, loadCatalog, type WorkerSpec } from './catalog.js';
 import {
+  argumentList,
   checkArguments,
   checkDelay,
   checkUniqueSeconds,
@@ -178,12 +179,12 @@ export class Scoped<A extends ArgsTable<A>> {
     return (await this.client.enqueue(worker, [args], runAt, this.uniqueSeconds))[0]!;
   }
 
-  performBulk<W extends keyof A & string>(worker: W, argsList: Array<A[W]>): Promise<string[]> {
-    return this.client.enqueue(
-      worker,
-      argsList.map((args) => [...args]),
-      null,
-      this.uniqueSeconds,
-    );
+  async performBulk<W extends keyof A & string>(
+    worker: W,
+    argsList: Array<A[W]>,
+  ): Promise<string[]> {
+    // Inside async, so that a refused row rejects the promise as every other refusal does.
+    const batches = argsList.map((row, index) => argumentList(worker, index, row));
+    return this.client.enqueue(worker, batches, null, this.uniqueSeconds);
   }
 }

@@ -119,8 +119,10 @@ export function checkJsonNative(value: unknown, path: string): void {
     return;
   }
   if (isPlainObject(value)) {
-    for (const [key, item] of Object.entries(value))
+    for (const [key, item] of Object.entries(value)) {
+      checkUnicode(key, `the key ${pyRepr(key)} of ${path}`);
       checkJsonNative(item, `${path}[${pyRepr(key)}]`);
+    }
     return;
   }
   throw new JobInputError(
@@ -150,12 +152,12 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function typeName(value: unknown): string {
+export function typeName(value: unknown): string {
   if (typeof value === 'object' && value !== null) return value.constructor?.name ?? 'object';
   return typeof value;
 }
 
-function describeValue(value: unknown): string {
+export function describeValue(value: unknown): string {
   if (value instanceof Date) return value.toISOString();
   try {
     return String(value);

@@ -52,6 +52,34 @@ for (const [value, message] of [
   });
 }
 
+// Beyond the shared vectors: what untyped JavaScript can pass to the call checks.
+for (const [name, call, message] of [
+  [
+    'a boolean delay',
+    () => untyped().performIn(true as unknown as number, 'SlackNotifierWorker', 's', null, 'hi'),
+    'perform_in: the delay must be a number of seconds or a timedelta, got True',
+  ],
+  [
+    'a Date more than ten years ahead',
+    () =>
+      untyped().performAt(new Date('9999-01-01T00:00:00Z'), 'SlackNotifierWorker', 's', null, 'hi'),
+    'perform_at: Date(',
+  ],
+  [
+    'a bulk row that is an object',
+    () => untyped().performBulk('ImageOptimizationWorker', [{ id: 1 } as unknown as JsonValue[]]),
+    'perform_bulk(ImageOptimizationWorker): item 0 must be a list of arguments, got Object ',
+  ],
+] as Array<[string, () => Promise<unknown>, string]>) {
+  test(`refuses ${name}`, async () => {
+    await assert.rejects(call(), (error: Error) => {
+      assert.ok(error instanceof JobInputError);
+      assert.ok(error.message.startsWith(message), error.message);
+      return true;
+    });
+  });
+}
+
 test('perform_in schedules the job its delay from now, without queueing it', async () => {
   await redis.connection.flushdb();
   const before = Date.now() / 1000;

@@ -14,12 +14,14 @@ import { JobInputError } from '../src/errors.js';
 import type { JsonValue } from '../src/json.js';
 import { startRedis, type TestRedis } from './redis_server.js';
 
+// Some cases pass what only untyped JavaScript could (a string delay, a bulk row that is not
+// a list): `in` and `args_list` are cast to the types the client declares.
 interface Call {
   call: 'perform_async' | 'perform_in' | 'perform_at' | 'perform_bulk';
   worker: string;
   args?: JsonValue[];
-  args_list?: JsonValue[][];
-  in?: number;
+  args_list?: JsonValue[];
+  in?: JsonValue;
   at?: number;
   unique_seconds?: number;
 }
@@ -47,8 +49,10 @@ after(async () => {
 
 async function perform(client: Untyped, call: Call): Promise<string | string[]> {
   const options = client.set({ uniqueSeconds: call.unique_seconds });
-  if (call.call === 'perform_bulk') return options.performBulk(call.worker, call.args_list!);
-  if (call.call === 'perform_in') return options.performIn(call.in!, call.worker, ...call.args!);
+  if (call.call === 'perform_bulk')
+    return options.performBulk(call.worker, call.args_list as JsonValue[][]);
+  if (call.call === 'perform_in')
+    return options.performIn(call.in as number, call.worker, ...call.args!);
   if (call.call === 'perform_at') return options.performAt(call.at!, call.worker, ...call.args!);
   return options.performAsync(call.worker, ...call.args!);
 }

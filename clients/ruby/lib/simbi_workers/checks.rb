@@ -3,12 +3,17 @@
 require_relative "errors"
 require_relative "json_check"
 require_relative "json_text"
+require_relative "suggest"
 
 module SimbiWorkers
   # What the Python client refuses before anything reaches Redis, with its messages word
   # for word (simbi_workers/client.py; clients/vectors.json holds the three clients to it).
   module Checks
     MAX_DELAY_SECONDS = 10 * 365 * 86_400
+    SHOWN_ROW_CHARS = 60 # of a refused perform_bulk row, as Python's repr(row)[:60]
+    # Python's type names for the values a message may show as Python would.
+    PY_TYPE_NAMES = { String => "str", Integer => "int", Float => "float", TrueClass => "bool",
+                      FalseClass => "bool", NilClass => "NoneType" }.freeze
 
     module_function
 
@@ -16,7 +21,7 @@ module SimbiWorkers
       spec = catalog.workers[worker]
       return spec if spec
 
-      close = suggest(worker.to_s, catalog.workers.keys)
+      close = Suggest.nearest(worker.to_s, catalog.workers.keys)
       hint = close ? " (did you mean #{close}?)" : ""
       raise JobInputError, "unknown worker #{JsonText.py_repr(worker.to_s)}#{hint}: " \
                            "#{catalog.queues_file} declares no such worker"
@@ -60,14 +65,32 @@ module SimbiWorkers
       raise JobInputError, "unique_seconds must be a positive whole number, got #{repr(value)}"
     end
 
-    # Seconds from a number, or from anything else with to_f (ActiveSupport::Duration).
+    # Seconds from an Integer, a Float or an ActiveSupport::Duration (`5.minutes`), as the
+    # Python client takes a number or a timedelta; a String, nil or a Time is refused.
     def delay_seconds(delay)
-      seconds = delay.respond_to?(:to_f) && !delay.is_a?(String) ? delay.to_f : nil
-      return seconds if seconds && seconds >= 0 && seconds <= MAX_DELAY_SECONDS
+      seconds = delay.to_f if delay.is_a?(Integer) || delay.is_a?(Float) || duration?(delay)
+      unless seconds
+        raise JobInputError,
+              "perform_in: the delay must be a number of seconds or a timedelta, got #{repr(delay)}"
+      end
+      return seconds if seconds >= 0 && seconds <= MAX_DELAY_SECONDS
 
-      got = seconds ? JsonText.py_float(seconds) : repr(delay)
       raise JobInputError, "perform_in: the delay must be from 0 to " \
-                           "#{thousands(MAX_DELAY_SECONDS)} s (ten years), got #{got} s"
+                           "#{thousands(MAX_DELAY_SECONDS)} s (ten years), " \
+                           "got #{JsonText.py_float(seconds)} s"
+    end
+
+    def duration?(value)
+      defined?(ActiveSupport::Duration) ? value.is_a?(ActiveSupport::Duration) : false
+    end
+
+    # perform_at's time as Unix seconds, at most ten years from now.
+    def run_at(value)
+      seconds = epoch_seconds(value)
+      return seconds if seconds - Time.now.to_f <= MAX_DELAY_SECONDS
+
+      raise JobInputError, "perform_at: #{repr(value)} is more than ten years ahead; the " \
+                           "latest time is #{thousands(MAX_DELAY_SECONDS)} s from now"
     end
 
     # Unix seconds from a Time (or DateTime, ActiveSupport::TimeWithZone) or a number.
@@ -82,45 +105,30 @@ module SimbiWorkers
       raise JobInputError, "perform_at: expected a datetime or Unix time, got #{repr(value)}"
     end
 
-    # The known name nearest to `name` (edit distance, ignoring case; the first of a tie),
-    # if it is within a third of its length: the Python client's `suggest`.
-    def suggest(name, known)
-      best = nil
-      best_distance = (name.length / 3) + 1
-      known.each do |candidate|
-        distance = edit_distance(name.downcase, candidate.downcase)
-        if distance < best_distance
-          best = candidate
-          best_distance = distance
-        end
-      end
-      best
-    end
+    # One row of perform_bulk as a list of arguments: an Array, nothing else (a String or a
+    # Hash would be taken apart into what was never meant as arguments).
+    def argument_list(worker, index, row)
+      return row if row.is_a?(Array)
 
-    def edit_distance(left, right)
-      previous = (0..right.length).to_a
-      left.each_char.with_index(1) { |char, i| previous = next_row(previous, char, i, right) }
-      previous.last
-    end
-
-    # Row i of the edit-distance table, from row i - 1 and the i-th character of the left.
-    def next_row(previous, char, index, right)
-      current = [index]
-      right.each_char.with_index(1) do |other, j|
-        cost = char == other ? 0 : 1
-        current << [previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost].min
-      end
-      current
+      shown = repr(row)[0, SHOWN_ROW_CHARS]
+      raise JobInputError, "perform_bulk(#{worker}): item #{index} must be a list of arguments, " \
+                           "got #{PY_TYPE_NAMES.fetch(row.class, row.class.name)} #{shown}; " \
+                           "for one argument each, write [[1], [2], …]"
     end
 
     def thousands(value)
       value.to_s.reverse.scan(/\d{1,3}/).join(",").reverse
     end
 
+    # Python's repr of a JSON scalar ('abc', 1, 2.5, True, None), so that a message about one
+    # reads as the Python client's; any other value as Ruby inspects it.
     def repr(value)
       case value
       when Float then JsonText.py_float(value)
       when String then JsonText.py_repr(value)
+      when true then "True"
+      when false then "False"
+      when nil then "None"
       else value.inspect
       end
     end

@@ -49,7 +49,7 @@ module SimbiWorkers
       spec = Checks.find_worker(@catalog, worker)
       window = unique_seconds || spec.unique
       checked = batches.map do |args|
-        Checks.check_arguments(spec, args.to_a, @settings[:max_payload_bytes])
+        Checks.check_arguments(spec, args, @settings[:max_payload_bytes])
       end
 
       checked.each_slice(BULK_CHUNK).flat_map { |chunk| write_chunk(spec, chunk, run_at, window) }
@@ -94,11 +94,14 @@ module SimbiWorkers
     end
 
     def perform_at(time, worker, *args)
-      @client.enqueue(worker, [args], Checks.epoch_seconds(time), @unique_seconds).first
+      @client.enqueue(worker, [args], Checks.run_at(time), @unique_seconds).first
     end
 
     def perform_bulk(worker, args_list)
-      @client.enqueue(worker, args_list.to_a, nil, @unique_seconds)
+      batches = args_list.each_with_index.map do |row, index|
+        Checks.argument_list(worker, index, row)
+      end
+      @client.enqueue(worker, batches, nil, @unique_seconds)
     end
   end
 end
