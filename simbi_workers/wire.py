@@ -126,6 +126,19 @@ def job_fields(job: Job, *, now: str, result_ttl: int, failure_ttl: int) -> dict
     }
 
 
+def encode(job: Job, *, status: str, result_ttl: int, failure_ttl: int) -> dict[str, Any]:
+    """The whole job hash, for a job the host writes itself (the Sidekiq take-in): the
+    client's fields plus what enqueue.lua adds to them."""
+    now = utc_now_text()
+    fields = job_fields(job, now=now, result_ttl=result_ttl, failure_ttl=failure_ttl)
+    fields["status"] = status
+    if status == "queued":
+        fields["enqueued_at"] = now
+    if job.unique_key:
+        fields["simbi_unique"] = job.unique_key
+    return fields
+
+
 def unique_digest(args: list[Any]) -> str:
     """The same arguments, however their objects' keys are ordered, give the same digest."""
     text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
