@@ -129,6 +129,15 @@ class MonitorServer:
                 self.head_only = True
                 self.do_GET()
 
+            def _read_only(self):
+                # The endpoints only read: any other method is 405 with what is allowed.
+                self.send_response(405)
+                self.send_header("Allow", "GET, HEAD")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _read_only
+
             def _json(self, status: int, body: dict) -> None:
                 self._send(status, "application/json", json.dumps(body, indent=1).encode())
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -175,6 +176,10 @@ def test_head_requests_and_unreachable_redis_get_clear_answers(worker_env, redis
         with urllib.request.urlopen(request) as response:
             assert response.status == 200
             assert response.read() == b""
+        post = urllib.request.Request(f"http://127.0.0.1:{port}/stats", b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(post)
+        assert (refused.value.code, refused.value.headers["Allow"]) == (405, "GET, HEAD")
 
     result = cli({**worker_env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "stats", check=False)
     assert result.returncode == 1
