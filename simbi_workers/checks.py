@@ -19,6 +19,7 @@ def run_checks(settings: Settings) -> list[Result]:
         ("ruby", lambda s: _version([s.ruby_bin, "--version"])),
         ("node", lambda s: _version([s.node_bin, "--version"])),
         ("typescript build", _typescript_build),
+        ("runtimes", _runtimes),
         ("redis", _redis),
         ("database", _database),
         ("mail", _mail),
@@ -53,6 +54,22 @@ def _typescript_build(_settings: Settings) -> str:
     if newest > NODE_MAIN.stat().st_mtime:
         raise RuntimeError("the build is older than src/: run `make build`")
     return f"{NODE_MAIN.relative_to(ROOT)} is current"
+
+
+def _runtimes(settings: Settings) -> str:
+    """What `start` checks first: each runtime, children started, serves exactly the workers
+    queues.yaml gives it."""
+    from simbi_workers.runtimes.manager import Runtimes
+    from simbi_workers.services import Services
+
+    catalog = catalog_module.load(settings.queues_file)
+    runtimes = Runtimes(settings, catalog, Services(settings, None))  # no host call is made
+    runtimes.start()
+    runtimes.stop()
+    counts = ", ".join(
+        f"{runtime} {len(catalog.workers_for(runtime))}" for runtime in ("python", "ruby", "node")
+    )
+    return f"each serves exactly its workers ({counts})"
 
 
 def _redis(settings: Settings) -> str:

@@ -1,6 +1,7 @@
 """The read-only commands a newcomer runs first: workers, check, stats."""
 
 import json
+from pathlib import Path
 
 from simbi_workers.client import Client
 from tests.harness import run_cli
@@ -30,7 +31,8 @@ def test_check_reports_every_part_ok_on_a_ready_machine(worker_env):
     result = cli({**worker_env, "COLUMNS": "200"}, "check")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("queues.yaml", "ruby", "node", "typescript build", "redis", "database"):
+    names = ("queues.yaml", "ruby", "node", "typescript build", "runtimes", "redis", "database")
+    for name in names:
         line = next(line for line in result.stdout.splitlines() if f" {name} " in line)
         assert " ok " in line
 
@@ -115,3 +117,18 @@ def test_check_has_a_row_for_each_provider_saying_where_messages_go(worker_env):
     for name, detail in (("mail", "outbox"), ("sms", "outbox"), ("push", "to outbox")):
         line = next(line for line in lines if f" {name} " in line)
         assert " ok " in line and detail in line
+
+
+def test_check_fails_when_a_runtime_does_not_serve_what_queues_yaml_gives_it(worker_env, tmp_path):
+    catalog = tmp_path / "queues.yaml"
+    text = Path(worker_env["SIMBI_QUEUES_FILE"]).read_text()
+    catalog.write_text(text + "  NoSuchPythonWorker: {runtime: python, args: []}\n")
+
+    result = cli({**worker_env, "COLUMNS": "200", "SIMBI_QUEUES_FILE": str(catalog)}, "check")
+
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if " runtimes " in line)
+    assert "FAIL" in line
+    assert "missing (in queues.yaml, not served): NoSuchPythonWorker" in " ".join(
+        result.stdout.split()
+    )
