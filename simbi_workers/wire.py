@@ -145,14 +145,24 @@ def unique_digest(args: list[Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def decode(job_id: str, fields: dict[bytes, bytes], queue: str) -> Job:
-    """Decode a job hash taken from `queue`; BrokenJobError says what is wrong with it."""
+def decode(
+    job_id: str, fields: dict[bytes, bytes], queue: str, max_data_bytes: int | None = None
+) -> Job:
+    """Decode a job hash taken from `queue`; BrokenJobError says what is wrong with it.
+    `max_data_bytes` caps the unpacked payload, so a job written past the client (a
+    hand-made or hostile hash) cannot make a worker unpack gigabytes."""
     if not fields:
         raise BrokenJobError(f"job {job_id}: its hash is missing from Redis (expired or deleted)")
     if b"data" not in fields:
         raise BrokenJobError(f"job {job_id}: its hash has no 'data' field")
     try:
-        payload = json.loads(zlib.decompress(fields[b"data"]).decode("utf-8"))
+        data = _unpack(fields[b"data"], max_data_bytes)
+        if data is None:
+            raise BrokenJobError(
+                f"job {job_id}: its payload unpacks to more than {max_data_bytes:,} bytes "
+                "(four times SIMBI_MAX_PAYLOAD_BYTES); it was not written by a client"
+            )
+        payload = json.loads(data.decode("utf-8"))
         func, _instance, args, kwargs = payload
     except (zlib.error, UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
         raise BrokenJobError(f"job {job_id}: its payload is not RQ JSON data ({exc})") from None
@@ -172,6 +182,17 @@ def decode(job_id: str, fields: dict[bytes, bytes], queue: str) -> Job:
         enqueued_at=fields.get(b"enqueued_at", b"").decode("utf-8", "replace") or None,
         died=fields.get(b"simbi_died") == b"1",
     )
+
+
+def _unpack(data: bytes, limit: int | None) -> bytes | None:
+    """The decompressed payload, or None when it is longer than `limit`."""
+    if limit is None:
+        return zlib.decompress(data)
+    unpacker = zlib.decompressobj()
+    unpacked = unpacker.decompress(data, limit + 1)
+    if len(unpacked) > limit or unpacker.unconsumed_tail:
+        return None
+    return unpacked + unpacker.flush()
 
 
 def _int_field(job_id: str, fields: dict[bytes, bytes], name: bytes, default: int) -> int:

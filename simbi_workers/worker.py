@@ -167,7 +167,9 @@ class WorkerProcess:
         self._record(unit, job, spec, outcome, elapsed_ms)
 
     def _decode(self, fetched: Fetched) -> tuple[wire.Job, WorkerSpec]:
-        job = wire.decode(fetched.job_id, fetched.fields, fetched.queue)
+        # The client's limit, with room for a limit lowered after the job was enqueued.
+        limit = 4 * self.settings.max_payload_bytes
+        job = wire.decode(fetched.job_id, fetched.fields, fetched.queue, limit)
         spec = self.catalog.worker(job.worker)
         check_arguments(spec, job.args, max_payload_bytes=None)
         return job, spec

@@ -13,6 +13,10 @@ from simbi_workers.recovery import Recovery
 from simbi_workers.registration import Registration
 
 GOOD_DATA = zlib.compress(b'["simbi_workers.jobs.PyEchoWorker", null, [1], {}]')
+# 17 MB unpacked, 17 kB in Redis: past what any client may write (4 MiB by default).
+HUGE_DATA = zlib.compress(
+    b'["simbi_workers.jobs.PyEchoWorker", null, ["' + b"x" * 17_000_000 + b'"], {}]'
+)
 
 
 @pytest.mark.parametrize(
@@ -21,6 +25,7 @@ GOOD_DATA = zlib.compress(b'["simbi_workers.jobs.PyEchoWorker", null, [1], {}]')
         ({"simbi_attempt": "abc"}, "field simbi_attempt is b'abc', not a number"),
         ({"timeout": "soon"}, "field timeout is b'soon', not a number"),
         ({"simbi_attempt": "-3"}, "field simbi_attempt is negative (-3)"),
+        ({"data": HUGE_DATA}, "its payload unpacks to more than 16,777,216 bytes"),
     ],
 )
 def test_a_job_hash_with_a_bad_field_goes_to_the_dead_set_alone(
