@@ -87,8 +87,17 @@ def _database(settings: Settings) -> str:
     if settings.database_url is None and not (settings.var_dir / "simbi.db").exists():
         raise RuntimeError("no database yet: run `simbi-workers db init`")
     database = Database(settings.database_url_or_default)
+    from simbi_workers.store.schema import metadata
+
     tables = inspect(database.engine).get_table_names()
-    return f"{database.engine.url.render_as_string(hide_password=True)}: {len(tables)} tables"
+    where = database.engine.url.render_as_string(hide_password=True)
+    missing = sorted(set(metadata.tables) - set(tables))
+    if missing:
+        raise RuntimeError(
+            f"{where} lacks {len(missing)} of the app tables ({', '.join(missing[:3])}…): "
+            "run `simbi-workers db init`"
+        )
+    return f"{where}: {len(tables)} tables"
 
 
 # The providers: where mail, SMS and push notifications go, read from the settings alone

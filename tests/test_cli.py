@@ -132,3 +132,15 @@ def test_check_fails_when_a_runtime_does_not_serve_what_queues_yaml_gives_it(wor
     assert "missing (in queues.yaml, not served): NoSuchPythonWorker" in " ".join(
         result.stdout.split()
     )
+
+
+def test_check_says_to_run_db_init_when_the_database_has_no_tables(worker_env):
+    sqlite_file = Path(worker_env["SIMBI_VAR_DIR"]) / "simbi.db"
+    sqlite_file.touch()  # an empty database file, as a failed or foreign setup leaves
+
+    result = cli({**worker_env, "COLUMNS": "200"}, "check")
+
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if " database " in line)
+    assert "FAIL" in line and "lacks 25 of the app tables" in line
+    assert "run `simbi-workers db init`" in " ".join(result.stdout.replace("│", " ").split())
