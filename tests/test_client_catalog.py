@@ -51,3 +51,14 @@ def test_a_helper_enqueues_its_worker_through_the_default_client(settings, redis
 
     assert redis_conn.hget(keys.job(job_id), "simbi_worker") == b"SendIntroWorker"
     assert redis_conn.zscore(keys.scheduled("critical"), later) == 1893456000.0
+
+
+def test_the_readme_lists_every_helper_under_its_class():
+    readme = (catalog.DEFAULT_QUEUES_FILE.parent / "README.md").read_text(encoding="utf-8")
+    listed = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[0].strip("`") in helpers.CATEGORIES:
+            listed[cells[0].strip("`")] = sorted(name.strip("` ") for name in cells[1].split(","))
+
+    assert listed == {category: sorted(table) for category, table in helpers.CATEGORIES.items()}
