@@ -30,7 +30,7 @@ module SimbiWorkers
     # The arguments with every string in UTF-8, or JobInputError saying what is wrong.
     def check_arguments(spec, args, max_payload_bytes)
       check_count(spec, args)
-      checked = check_json(spec, args)
+      checked = check_json(args)
       check_size(spec, checked, max_payload_bytes)
       checked
     end
@@ -53,10 +53,8 @@ module SimbiWorkers
             "store large data elsewhere and pass its key"
     end
 
-    def check_json(spec, args)
+    def check_json(args)
       args.each_with_index.map { |arg, index| JsonCheck.check(arg, "args[#{index}]") }
-    rescue SystemStackError
-      raise JobInputError, "#{spec.name}: the arguments are nested too deeply"
     end
 
     def check_unique_seconds(value)
