@@ -186,11 +186,8 @@ def check_arguments(spec: WorkerSpec, args: list[Any], max_payload_bytes: int | 
         raise JobInputError(
             f"{spec.name} takes {spec.arity} argument(s) ({names}), got {len(args)}"
         )
-    try:
-        for index, arg in enumerate(args):
-            wire.check_json_native(arg, f"args[{index}]")
-    except RecursionError:
-        raise JobInputError(f"{spec.name}: the arguments are nested too deeply") from None
+    for index, arg in enumerate(args):
+        wire.check_json_native(arg, f"args[{index}]")
 
     if max_payload_bytes is None:
         return
@@ -207,10 +204,19 @@ def _seconds(delay: Any) -> float:
     if isinstance(delay, timedelta):
         return delay.total_seconds()
     if isinstance(delay, int | float) and not isinstance(delay, bool):
-        return float(delay)
+        return _as_float(delay, "perform_in: the delay")
     raise JobInputError(
         f"perform_in: the delay must be a number of seconds or a timedelta, got {delay!r}"
     )
+
+
+def _as_float(number: int | float, what: str) -> float:
+    # float() of an int past 1.8e308 raises OverflowError, and its repr past 4,300 digits
+    # ValueError: neither may escape, nor may a message try to show the number.
+    try:
+        return float(number)
+    except OverflowError:
+        raise JobInputError(f"{what} is an integer too large for a float (over 1.8e308)") from None
 
 
 def suggest(name: str, known: list[str]) -> str | None:
@@ -241,8 +247,10 @@ def _epoch(when: datetime | float | int) -> float:
         if when.tzinfo is None:
             raise JobInputError("perform_at: give a timezone-aware datetime (or a Unix time)")
         return when.timestamp()
-    if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
-        return float(when)
+    if isinstance(when, (int, float)) and not isinstance(when, bool):
+        seconds = _as_float(when, "perform_at: the time")
+        if math.isfinite(seconds):
+            return seconds
     raise JobInputError(f"perform_at: expected a datetime or Unix time, got {when!r}")
 
 

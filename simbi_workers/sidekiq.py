@@ -251,11 +251,10 @@ def _parse(payload: bytes) -> dict[str, Any]:
         raise MalformedSidekiqJobError(f"{item['class']}: args is a {kind}, not a list")
     try:
         # Python's json reads what Ruby's never writes (NaN, lone surrogates): refuse it here.
-        wire.check_json_native(item["args"], "args")
+        for index, arg in enumerate(item["args"]):
+            wire.check_json_native(arg, f"args[{index}]")
     except JobInputError as exc:
         raise MalformedSidekiqJobError(f"{item['class']}: {exc}") from None
-    except RecursionError:
-        raise MalformedSidekiqJobError(f"{item['class']}: args are nested too deeply") from None
     return item
 
 

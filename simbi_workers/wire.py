@@ -21,6 +21,13 @@ from simbi_workers.errors import JobInputError
 FUNC_PREFIX = "simbi_workers.jobs."
 DESCRIPTION_ARG_CHARS = 60
 REDACTED = "[redacted]"  # what listings show for a worker's secret_args (queues.yaml)
+# Lists/dicts inside one argument. Ruby's JSON parser stops at 100 levels and Python's
+# recursion near 1,000; the Ruby child's line wraps an argument in two more
+# ({"type": "job", ..., "args": [ARG]}), so 32 leaves room and is the same for every client.
+MAX_DEPTH = 32
+# Python's default int_max_str_digits: the host's json.loads refuses a longer integer.
+MAX_INT_DIGITS = 4300
+INT_LIMIT = 10**MAX_INT_DIGITS
 
 
 class BrokenJobError(JobInputError):
@@ -61,8 +68,16 @@ def rq_time(epoch: float) -> str:
 
 
 def check_json_native(value: Any, path: str) -> None:
-    """Refuse anything JSON would change or reject, naming the path of the offending value."""
-    if value is None or isinstance(value, (bool, int)):
+    """Refuse anything JSON would change or reject, naming the path of the offending value;
+    `path` names one argument, and lists/dicts nested in it past MAX_DEPTH are refused."""
+    _check_native(value, path, path, MAX_DEPTH)
+
+
+def _check_native(value: Any, path: str, argument: str, levels: int) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        _check_int(value, path)
         return
     if isinstance(value, str):
         _check_text(value, path)
@@ -71,20 +86,31 @@ def check_json_native(value: Any, path: str) -> None:
         if not math.isfinite(value):
             raise JobInputError(f"{path} is {value!r}: JSON has no NaN or infinity")
         return
+    if isinstance(value, list | dict) and levels == 0:
+        raise JobInputError(f"{argument} is nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_json_native(item, f"{path}[{index}]")
+            _check_native(item, f"{path}[{index}]", argument, levels - 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise JobInputError(f"{path} has the key {key!r}: JSON object keys are strings")
             _check_text(key, f"the key {key!r} of {path}")
-            check_json_native(item, f"{path}[{key!r}]")
+            _check_native(item, f"{path}[{key!r}]", argument, levels - 1)
         return
     raise JobInputError(
         f"{path} is a {type(value).__name__} ({_short(repr(value))}): arguments must be "
         "JSON-native (str, int, float, bool, None, list, dict with str keys)"
+    )
+
+
+def _check_int(value: int, path: str) -> None:
+    if -INT_LIMIT < value < INT_LIMIT:
+        return
+    raise JobInputError(
+        f"{path} is an integer of more than {MAX_INT_DIGITS} digits: "
+        "Python's JSON reader refuses it"
     )
 
 

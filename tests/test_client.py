@@ -67,6 +67,8 @@ def test_a_wrong_argument_count_names_the_arguments(client, redis_conn):
         ((float("nan"), None), r"args\[0\] is nan: JSON has no NaN"),
         ((b"bytes", None), r"args\[0\] is a bytes"),
         ((1, {"\udc00": 1}), r"the key '\\udc00' of args\[1\] contains a lone surrogate"),
+        ((1, {"n": [10**4300]}), r"args\[1\]\['n'\]\[0\] is an integer of more than 4300 digits"),
+        ((-(10**5000), None), r"args\[0\] is an integer of more than 4300 digits"),
     ],
 )
 def test_non_json_arguments_are_refused_with_their_path(client, redis_conn, args, message):
@@ -74,6 +76,30 @@ def test_non_json_arguments_are_refused_with_their_path(client, redis_conn, args
         client.perform_async("MixpanelTrackWorker", *args, {})
 
     assert redis_conn.dbsize() == 0
+
+
+def nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("levels", [33, 990, 5000])
+def test_an_argument_nested_past_the_limit_is_refused_naming_it(client, redis_conn, levels):
+    # Past 99 levels a Ruby child dies on the line, past ~990 Python's own json does;
+    # every depth past 32 gets the same refusal, never a RecursionError.
+    with pytest.raises(JobInputError, match=r"^args\[1\] is nested more than 32 levels deep$"):
+        client.perform_async("MixpanelTrackWorker", 1, nested(levels), {})
+
+    assert redis_conn.dbsize() == 0
+
+
+def test_a_list_that_holds_itself_is_refused_as_too_deep(client):
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(JobInputError, match=r"args\[0\] is nested more than 32 levels deep"):
+        client.perform_async("PyEchoWorker", loop)
 
 
 def test_an_oversized_payload_is_refused_with_size_and_limit(worker_env, redis_conn, monkeypatch):
@@ -107,6 +133,18 @@ def test_perform_at_refuses_naive_datetimes_and_negative_delays(client):
         client.perform_in("30", "PyEchoWorker", 1)
     with pytest.raises(JobInputError, match=r"more than ten years ahead"):
         client.perform_at(datetime(9999, 1, 1, tzinfo=UTC), "PyEchoWorker", 1)
+
+
+@pytest.mark.parametrize(
+    "number", [10**400, -(10**400), 10**5000], ids=["1e400", "-1e400", "1e5000"]
+)
+def test_a_time_too_large_for_a_float_is_refused_not_overflowed(client, redis_conn, number):
+    with pytest.raises(JobInputError, match=r"^perform_in: the delay is an integer too large"):
+        client.perform_in(number, "PyEchoWorker", 1)
+    with pytest.raises(JobInputError, match=r"^perform_at: the time is an integer too large"):
+        client.perform_at(number, "PyEchoWorker", 1)
+
+    assert redis_conn.dbsize() == 0
 
 
 def test_perform_bulk_makes_one_script_call_per_thousand_jobs(client, redis_conn):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,20 @@ from simbi_workers.config import Settings
 from simbi_workers.errors import JobInputError
 
 VECTORS = Path(__file__).resolve().parent.parent / "clients" / "vectors.json"
-DOCUMENT = json.loads(VECTORS.read_text(encoding="utf-8"))
+
+
+def _unlimited_ints(action):
+    """One vector holds an integer past Python's 4,300-digit limit, for the clients to
+    refuse: reading and writing the file lifts that limit, the client under test does not."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        return action()
+    finally:
+        sys.set_int_max_str_digits(limit)
+
+
+DOCUMENT = _unlimited_ints(lambda: json.loads(VECTORS.read_text(encoding="utf-8")))
 RQ_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 CASES = [case for case in DOCUMENT["cases"] if "python" in case.get("runtimes", ["python"])]
 
@@ -129,12 +143,15 @@ def test_the_vectors_cover_every_kind_of_refusal():
         "a number of seconds or a timedelta",
         "more than ten years ahead",
         "unique_seconds must be",
+        "levels deep",
+        "digits",
+        "too large for a float",
     ):
         assert fragment in refusals
 
 
 def _write(document: dict[str, Any]) -> None:
-    text = json.dumps(document, indent=2, ensure_ascii=False)
+    text = _unlimited_ints(lambda: json.dumps(document, indent=2, ensure_ascii=False))
     # A lone surrogate cannot be written as UTF-8: keep it as its JSON escape.
     text = re.sub("[\ud800-\udfff]", lambda match: f"\\u{ord(match.group()):04x}", text)
     VECTORS.write_text(text + "\n", encoding="utf-8")

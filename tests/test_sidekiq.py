@@ -110,6 +110,8 @@ def test_malformed_payloads_go_dead_alone_and_the_rest_flow_in_order(intake, red
     ]
     broken = [b"not json {", json.dumps({"args": [1], "jid": "noclass"}).encode()]
     broken.append(payload("PyEchoWorker", jid="notalist", args="x"))
+    deep = json.loads("[" * (wire.MAX_DEPTH + 1) + "]" * (wire.MAX_DEPTH + 1))
+    broken.append(payload("PyEchoWorker", deep, jid="toodeep"))  # would kill a Ruby child
     push(redis_conn, good[0], *broken, good[1])  # LPUSH: good[0] is the oldest
 
     intake.take_in()
@@ -117,10 +119,13 @@ def test_malformed_payloads_go_dead_alone_and_the_rest_flow_in_order(intake, red
     assert redis_conn.lrange(keys.queue("default"), 0, -1) == [b"good1", b"good2"]
     assert redis_conn.llen("queue:default") == 0
     errors = sorted(entry.error for entry in DeadSet(redis_conn, loaded).list())
-    assert len(errors) == 3
+    assert len(errors) == 4
     assert errors[0].startswith("MalformedSidekiqJobError: PyEchoWorker: args is a str, not a")
-    assert errors[1].startswith("MalformedSidekiqJobError: the payload has no class name")
-    assert errors[2].startswith("MalformedSidekiqJobError: the payload is not JSON")
+    assert errors[1] == (
+        "MalformedSidekiqJobError: PyEchoWorker: args[0] is nested more than 32 levels deep"
+    )
+    assert errors[2].startswith("MalformedSidekiqJobError: the payload has no class name")
+    assert errors[3].startswith("MalformedSidekiqJobError: the payload is not JSON")
 
 
 def test_a_payload_that_is_not_json_is_shown_as_it_came_in_failed_show(

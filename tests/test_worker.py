@@ -2,6 +2,7 @@
 Ruby and Node children: success, failure with retries left, retries exhausted, permanent,
 timeout, crash, and broken payloads that fail alone."""
 
+import json
 import os
 import signal
 import threading
@@ -10,7 +11,7 @@ import zlib
 
 import pytest
 
-from simbi_workers import keys
+from simbi_workers import keys, wire
 
 
 def run_one(worker):
@@ -40,6 +41,24 @@ def test_a_successful_job_is_finished_with_its_result_and_counted(worker, client
     assert redis_conn.llen(keys.processing("test-process")) == 0
     assert redis_conn.zcard(keys.started("default")) == 0
     assert redis_conn.hget(keys.worker_stats("PyEchoWorker"), "processed") == b"1"
+
+
+@pytest.mark.parametrize("worker_name", ["RbEchoWorker", "JsEchoWorker"])
+def test_an_argument_at_the_depth_limit_reaches_each_child_and_comes_back(
+    worker, client, redis_conn, worker_name
+):
+    # 32 levels, the most a client takes: Ruby's parser stops at 100 once the line's
+    # own wrapping is added, so the limit must leave a child room, not just the host.
+    value = "bottom"
+    for level in range(wire.MAX_DEPTH):
+        value = {"k": value} if level % 2 else [value, level]
+    job_id = client.perform_async(worker_name, value)
+
+    run_one(worker)
+
+    fields = job_hash(redis_conn, job_id)
+    assert fields["status"] == b"finished", fields.get("simbi_error")
+    assert json.loads(fields["result"]) == value
 
 
 def test_a_failure_with_retries_left_is_scheduled_on_the_ladder(worker, client, redis_conn):

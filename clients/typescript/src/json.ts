@@ -103,8 +103,22 @@ export function short(text: string): string {
   return `${chars.slice(0, DESCRIPTION_ARG_CHARS - 1).join('')}…`;
 }
 
-/** Refuse anything JSON would change or reject, naming the path of the offending value. */
+/**
+ * Lists/objects inside one argument. Ruby's JSON parser stops at 100 levels and Python's
+ * recursion near 1,000; the Ruby child's line wraps an argument in two more
+ * ({"type": "job", ..., "args": [ARG]}), so 32 leaves room and is the same for every client.
+ */
+export const MAX_DEPTH = 32;
+
+/**
+ * Refuse anything JSON would change or reject, naming the path of the offending value;
+ * `path` names one argument, and arrays/objects nested in it past MAX_DEPTH are refused.
+ */
 export function checkJsonNative(value: unknown, path: string): void {
+  checkNative(value, path, path, MAX_DEPTH);
+}
+
+function checkNative(value: unknown, path: string, argument: string, levels: number): void {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') {
     if (typeof value === 'string') checkUnicode(value, path);
     return;
@@ -114,14 +128,20 @@ export function checkJsonNative(value: unknown, path: string): void {
       throw new JobInputError(`${path} is ${pyFloat(value)}: JSON has no NaN or infinity`);
     return;
   }
+  const container = Array.isArray(value) || isPlainObject(value);
+  if (container && levels === 0)
+    throw new JobInputError(`${argument} is nested more than ${MAX_DEPTH} levels deep`);
   if (Array.isArray(value)) {
-    value.forEach((item, index) => checkJsonNative(item, `${path}[${index}]`));
+    // By index, not forEach: forEach skips a hole (['a', , 'b']) that pyDumps's map would
+    // write as nothing, invalid JSON; read by index a hole is undefined, refused below.
+    for (let index = 0; index < value.length; index++)
+      checkNative(value[index], `${path}[${index}]`, argument, levels - 1);
     return;
   }
   if (isPlainObject(value)) {
     for (const [key, item] of Object.entries(value)) {
       checkUnicode(key, `the key ${pyRepr(key)} of ${path}`);
-      checkJsonNative(item, `${path}[${pyRepr(key)}]`);
+      checkNative(item, `${path}[${pyRepr(key)}]`, argument, levels - 1);
     }
     return;
   }

@@ -20,6 +20,12 @@ after(async () => {
   await redis.stop();
 });
 
+function cyclic(): unknown {
+  const list: unknown[] = [];
+  list.push(list);
+  return list;
+}
+
 const untyped = () => client as unknown as Client<Record<string, JsonValue[]>>;
 
 for (const [value, message] of [
@@ -37,6 +43,10 @@ for (const [value, message] of [
     "args[2]['missing'] is a undefined (undefined): arguments must be JSON-native",
   ],
   [10n, 'args[2] is a bigint (10): arguments must be JSON-native'],
+  // Holes: forEach would skip them and the JSON writer leave them out ("[1,,3]").
+  [{ ids: ['a', , 'b'] }, "args[2]['ids'][1] is a undefined (undefined): arguments must be"],
+  [new Array(3), 'args[2][0] is a undefined (undefined): arguments must be JSON-native'],
+  [cyclic(), 'args[2] is nested more than 32 levels deep'],
 ] as Array<[unknown, string]>) {
   test(`refuses ${message.split(':')[0]} with its path`, async () => {
     await redis.connection.flushdb();

@@ -30,7 +30,7 @@ module SimbiWorkers
     # The arguments with every string in UTF-8, or JobInputError saying what is wrong.
     def check_arguments(spec, args, max_payload_bytes)
       check_count(spec, args)
-      checked = check_json(spec, args)
+      checked = check_json(args)
       check_size(spec, checked, max_payload_bytes)
       checked
     end
@@ -53,10 +53,8 @@ module SimbiWorkers
             "store large data elsewhere and pass its key"
     end
 
-    def check_json(spec, args)
+    def check_json(args)
       args.each_with_index.map { |arg, index| JsonCheck.check(arg, "args[#{index}]") }
-    rescue SystemStackError
-      raise JobInputError, "#{spec.name}: the arguments are nested too deeply"
     end
 
     def check_unique_seconds(value)
@@ -68,7 +66,8 @@ module SimbiWorkers
     # Seconds from an Integer, a Float or an ActiveSupport::Duration (`5.minutes`), as the
     # Python client takes a number or a timedelta; a String, nil or a Time is refused.
     def delay_seconds(delay)
-      seconds = delay.to_f if delay.is_a?(Integer) || delay.is_a?(Float) || duration?(delay)
+      seconds = as_float(delay, "perform_in: the delay") if delay.is_a?(Integer)
+      seconds = delay.to_f if delay.is_a?(Float) || duration?(delay)
       unless seconds
         raise JobInputError,
               "perform_in: the delay must be a number of seconds or a timedelta, got #{repr(delay)}"
@@ -96,13 +95,23 @@ module SimbiWorkers
     # Unix seconds from a Time (or DateTime, ActiveSupport::TimeWithZone) or a number.
     def epoch_seconds(value)
       seconds = case value
-                when Time, Numeric then value.to_f
+                when Time then value.to_f
+                when Numeric then as_float(value, "perform_at: the time")
                 when String then nil
                 else value.to_time.to_f if value.respond_to?(:to_time)
                 end
       return seconds if seconds&.finite?
 
       raise JobInputError, "perform_at: expected a datetime or Unix time, got #{repr(value)}"
+    end
+
+    # An Integer past 1.8e308 becomes Infinity as a Float: refused with the Python client's
+    # words rather than as an infinite delay or time.
+    def as_float(number, what)
+      seconds = number.to_f
+      return seconds unless number.is_a?(Integer) && seconds.infinite?
+
+      raise JobInputError, "#{what} is an integer too large for a float (over 1.8e308)"
     end
 
     # One row of perform_bulk as a list of arguments: an Array, nothing else (a String or a
