@@ -93,6 +93,7 @@ class Unit:
         fields = fields or {}
         self.worker = fields.get(b"simbi_worker", b"").decode("utf-8", "replace")
         self.unique_key = fields.get(b"simbi_unique", b"").decode("utf-8", "replace")
+        self.died = b"simbi_died" in fields  # put back after its process died mid-run
 
     def done(
         self,
@@ -153,7 +154,8 @@ class Unit:
         entry = self.job_id + self.fetcher.entry_suffix
         pipe = self.fetcher.connection.pipeline(transaction=True)
         pipe.lrem(self.fetcher.processing_key, -1, self.job_id)
-        pipe.hdel(keys.job(self.job_id), "simbi_died")  # this run ended: it did not die
+        if self.died:
+            pipe.hdel(keys.job(self.job_id), "simbi_died")  # this run ended: it did not die
         pipe.zrem(keys.started(self.queue), entry)
         if self.worker:
             pipe.zrem(keys.slots(self.worker), entry)
